@@ -1,0 +1,3 @@
+//! Sans-IO wire formats: nothing here touches a socket or tokio.
+pub mod block;
+pub mod units;
