@@ -1,1 +1,873 @@
-//! (to be written)
+//! The operator's TOML configuration: parsing, defaults and validation, and nothing else
+//! (no sockets are bound and no files but the config itself are read here).
+//!
+//! ```toml
+//! [component]
+//! jid = "dsps.localhost"        # component domain (required)
+//! server = "127.0.0.1:5347"     # the XMPP server's component port (required, ip:port)
+//! secret = "s3cret"             # XEP-0114 shared secret (required)
+//! version_os = false            # reveal the OS in XEP-0092 replies (default false)
+//! [relay]
+//! listen = "0.0.0.0:5290"       # TCP data port (required, ip:port; "[::]:5290" works too)
+//! host = "dsps.example.org"     # advertised 'host' in create results (default: component.jid)
+//! port = 5290                   # advertised 'port' (default: the listen port)
+//! window = 64                   # blocks queued per stream before senders are paused
+//! block_size = 16384            # most data bytes read into one block
+//! max_connections = 10000       # relay connections open at once
+//! [http]                        # optional: HTTP preamble listener (PROFILE 3)
+//! listen = "0.0.0.0:80"
+//! [tls]                         # optional: starttls on the relay port
+//! cert = "cert.pem"             # relative paths are relative to the config file
+//! key = "key.pem"
+//! [timeouts]                    # optional, milliseconds; 0 = no limit for wait/expire
+//! wait = 60000                  # waitdefault
+//! expire = 120000               # expiredefault
+//! handshake = 10000             # a relay connection's preamble and handshake must end within this
+//! ```
+//!
+//! Spec: XEP-0037 "Startup" (port 5290), "Stream administration" (`wait`, `expire`);
+//! PROFILE 3, 7, 12, 13, 22. Every error is one line that names the key at fault, because the
+//! operator reads it in a terminal or a journal, not in a debugger.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The relay port the XEP names ("starts listening on port 5290").
+pub const DEFAULT_RELAY_PORT: u16 = 5290;
+/// Default `[relay] window`, in blocks.
+pub const DEFAULT_WINDOW: usize = 64;
+/// Default `[relay] block_size`, in bytes: big enough to amortise the header and the wake-up
+/// per block, small enough that a slow recipient holds little memory.
+pub const DEFAULT_BLOCK_SIZE: usize = 16 * 1024;
+/// Largest accepted `[relay] block_size`, in bytes: blocks are buffered whole.
+pub const MAX_BLOCK_SIZE: usize = 16 * 1024 * 1024;
+/// Default `[relay] max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default `[timeouts] wait` (waitdefault), in milliseconds.
+pub const DEFAULT_WAIT_MS: u64 = 60_000;
+/// Default `[timeouts] expire` (expiredefault), in milliseconds.
+pub const DEFAULT_EXPIRE_MS: u64 = 120_000;
+/// Default `[timeouts] handshake`, in milliseconds.
+pub const DEFAULT_HANDSHAKE_MS: u64 = 10_000;
+
+/// The whole configuration, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[component]`: the XEP-0114 link to the XMPP server.
+    pub component: ComponentConfig,
+    /// `[relay]`: the TCP data port.
+    pub relay: RelayConfig,
+    /// `[http]`: the HTTP preamble listener, if enabled.
+    pub http: Option<HttpConfig>,
+    /// `[tls]`: starttls on the relay port, if enabled.
+    pub tls: Option<TlsConfig>,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
+}
+
+/// `[component]`: how we log in to the XMPP server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ComponentConfig {
+    /// The component's domain, the bare DSPS JID (a plain domain, no `@` or `/`).
+    pub jid: String,
+    /// The XMPP server's component port.
+    pub server: SocketAddr,
+    /// The XEP-0114 shared secret.
+    pub secret: String,
+    /// Whether XEP-0092 version replies name the operating system (default false).
+    pub version_os: bool,
+}
+
+// Hand-written so that logging the config never leaks the secret.
+impl fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentConfig")
+            .field("jid", &self.jid)
+            .field("server", &self.server)
+            .field("secret", &"<redacted>")
+            .field("version_os", &self.version_os)
+            .finish()
+    }
+}
+
+/// `[relay]`: the TCP port that carries the blocks (PROFILE 2-7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The `host` advertised in create results; defaults to the component JID.
+    pub host: String,
+    /// The `port` advertised in create results; defaults to the listen port.
+    ///
+    /// It is 0 only when `listen` has port 0 and no `port` is set (tests); whoever binds the
+    /// listener must then advertise the port it actually got.
+    pub port: u16,
+    /// Blocks a stream may hold for its slowest recipient before senders are paused
+    /// (PROFILE 7). Blocks are shared between recipients, not copied, so a stream holds at
+    /// most about `window * block_size` bytes of queued data: 1 MiB at the defaults. A full
+    /// queue needs a sender and a slow recipient, so across the server the bound is roughly
+    /// `max_connections / 2 * window * block_size` (about 5 GiB at the defaults, reached
+    /// only if every stream is stalled); lower these on small machines.
+    pub window: usize,
+    /// Most data bytes the relay reads into one block (default 16384).
+    pub block_size: usize,
+    /// Relay connections open at once; further ones wait to be accepted (default 10000).
+    pub max_connections: usize,
+}
+
+/// `[http]`: a second listener whose connections start with an HTTP request (PROFILE 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where to listen (the XEP suggests port 80).
+    pub listen: SocketAddr,
+}
+
+/// `[tls]`: certificate and key for `starttls` on the relay port (PROFILE 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain. [`Config::load`] makes relative paths relative to the config
+    /// file's directory; [`Config::parse`] leaves them as written.
+    pub cert: PathBuf,
+    /// PEM private key, same path rule as `cert`.
+    pub key: PathBuf,
+}
+
+/// `[timeouts]`. `None` means no limit (configured as `0`, PROFILE 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// waitdefault: how long a seat waits for its peer to connect (default 60 s).
+    pub wait: Option<Duration>,
+    /// expiredefault: how long an invitation waits for its answer (default 120 s).
+    pub expire: Option<Duration>,
+    /// How long a relay connection may take for its preamble and handshake (default 10 s).
+    /// Never unlimited: it is what stops an unauthenticated peer holding a task open.
+    pub handshake: Duration,
+}
+
+impl Timeouts {
+    /// `wait` in milliseconds as the protocol writes it (`waitdefault`), 0 for no limit.
+    pub fn wait_ms(&self) -> u64 {
+        limit_ms(self.wait)
+    }
+
+    /// `expire` in milliseconds as the protocol writes it (`expiredefault`), 0 for no limit.
+    pub fn expire_ms(&self) -> u64 {
+        limit_ms(self.expire)
+    }
+}
+
+fn limit_ms(limit: Option<Duration>) -> u64 {
+    // Configured in whole milliseconds as a u64, so this never saturates in practice.
+    limit.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why the configuration was refused. `Display` is one line naming the file or key at fault.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// What the OS said.
+        error: std::io::Error,
+    },
+    /// The text is not valid TOML.
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The TOML parser's complaint, on one line.
+        message: String,
+    },
+    /// A key or section we do not know (often a typo).
+    UnknownKey {
+        /// Dotted path, e.g. `relay.windw`.
+        key: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The keys allowed there, as the parser lists them.
+        expected: String,
+    },
+    /// A required key is absent.
+    MissingKey(&'static str),
+    /// A key has a value of the wrong type or out of range.
+    InvalidValue {
+        /// Dotted path, e.g. `relay.listen`.
+        key: String,
+        /// What is wrong, e.g. `invalid socket address "x"`.
+        message: String,
+        /// 1-based line and column, when known.
+        at: Option<(usize, usize)>,
+    },
+}
+
+impl ConfigError {
+    /// The dotted key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::UnknownKey { key, .. } | ConfigError::InvalidValue { key, .. } => {
+                Some(key)
+            }
+            ConfigError::MissingKey(key) => Some(key),
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
+        }
+    }
+
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::InvalidValue {
+            key: key.to_owned(),
+            message: message.into(),
+            at: None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, error } => {
+                write!(f, "cannot read config file {}: {error}", path.display())
+            }
+            ConfigError::Syntax {
+                line,
+                column,
+                message,
+            } => write!(f, "invalid TOML at line {line}, column {column}: {message}"),
+            ConfigError::UnknownKey {
+                key,
+                line,
+                column,
+                expected,
+            } => {
+                write!(f, "unknown key {key} at line {line}, column {column}")?;
+                if !expected.is_empty() {
+                    write!(f, " ({expected})")?;
+                }
+                Ok(())
+            }
+            ConfigError::MissingKey(key) => write!(f, "missing key {key}"),
+            ConfigError::InvalidValue { key, message, at } => {
+                write!(f, "{key}: {message}")?;
+                if let Some((line, column)) = at {
+                    write!(f, " (line {line}, column {column})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+// The file as written. Every leaf is optional so that a missing key is reported by its full
+// dotted name by `resolve`, rather than by serde's bare field name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    component: RawComponent,
+    #[serde(default)]
+    relay: RawRelay,
+    http: Option<RawHttp>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    jid: Option<String>,
+    server: Option<String>,
+    secret: Option<String>,
+    version_os: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    listen: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    window: Option<usize>,
+    block_size: Option<usize>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    wait: Option<u64>,
+    expire: Option<u64>,
+    handshake: Option<u64>,
+}
+
+impl Config {
+    /// Reads and parses the file at `path`; relative TLS paths are taken relative to the
+    /// file's directory, so the config works whatever directory the service starts in.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        let mut config = Config::parse(&text)?;
+        if let (Some(tls), Some(dir)) = (config.tls.as_mut(), path.parent()) {
+            tls.cert = dir.join(&tls.cert);
+            tls.key = dir.join(&tls.key);
+        }
+        Ok(config)
+    }
+
+    /// Parses configuration text, fills in defaults and validates it.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| from_toml_error(text, &e))?;
+        resolve(raw)
+    }
+}
+
+fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
+    let c = raw.component;
+    let jid = required(c.jid, "component.jid")?;
+    check_domain(&jid)?;
+    let server = socket_addr(required(c.server, "component.server")?, "component.server")?;
+    let secret = required(c.secret, "component.secret")?;
+    if secret.is_empty() {
+        return Err(ConfigError::invalid(
+            "component.secret",
+            "must not be empty",
+        ));
+    }
+    let component = ComponentConfig {
+        jid,
+        server,
+        secret,
+        version_os: c.version_os.unwrap_or(false),
+    };
+
+    let r = raw.relay;
+    let listen = socket_addr(required(r.listen, "relay.listen")?, "relay.listen")?;
+    let host = match r.host {
+        Some(host) if host.is_empty() || host.contains(|c: char| c.is_whitespace()) => {
+            return Err(ConfigError::invalid(
+                "relay.host",
+                format!("invalid host name {host:?}"),
+            ));
+        }
+        Some(host) => host,
+        None => component.jid.clone(),
+    };
+    let port = match r.port {
+        Some(0) => return Err(ConfigError::invalid("relay.port", "must be 1 to 65535")),
+        Some(port) => port,
+        None => listen.port(),
+    };
+    let window = at_least_one(r.window.unwrap_or(DEFAULT_WINDOW), "relay.window")?;
+    let block_size = at_least_one(
+        r.block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+        "relay.block_size",
+    )?;
+    if block_size > MAX_BLOCK_SIZE {
+        return Err(ConfigError::invalid(
+            "relay.block_size",
+            format!("must be at most {MAX_BLOCK_SIZE}"),
+        ));
+    }
+    let max_connections = at_least_one(
+        r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        "relay.max_connections",
+    )?;
+    let relay = RelayConfig {
+        listen,
+        host,
+        port,
+        window,
+        block_size,
+        max_connections,
+    };
+
+    let http = match raw.http {
+        Some(h) => Some(HttpConfig {
+            listen: socket_addr(required(h.listen, "http.listen")?, "http.listen")?,
+        }),
+        None => None,
+    };
+    let tls = match raw.tls {
+        Some(t) => Some(TlsConfig {
+            cert: required(t.cert, "tls.cert")?,
+            key: required(t.key, "tls.key")?,
+        }),
+        None => None,
+    };
+
+    let t = raw.timeouts;
+    let handshake = t.handshake.unwrap_or(DEFAULT_HANDSHAKE_MS);
+    if handshake == 0 {
+        return Err(ConfigError::invalid(
+            "timeouts.handshake",
+            "must be at least 1 (milliseconds); it cannot be unlimited",
+        ));
+    }
+    let timeouts = Timeouts {
+        wait: limit(t.wait.unwrap_or(DEFAULT_WAIT_MS)),
+        expire: limit(t.expire.unwrap_or(DEFAULT_EXPIRE_MS)),
+        handshake: Duration::from_millis(handshake),
+    };
+
+    Ok(Config {
+        component,
+        relay,
+        http,
+        tls,
+        timeouts,
+    })
+}
+
+fn required<T>(value: Option<T>, key: &'static str) -> Result<T, ConfigError> {
+    value.ok_or(ConfigError::MissingKey(key))
+}
+
+fn socket_addr(value: String, key: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        ConfigError::invalid(
+            key,
+            format!("invalid socket address {value:?} (expected ip:port)"),
+        )
+    })
+}
+
+fn at_least_one(value: usize, key: &str) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// Milliseconds to a limit, 0 meaning none (PROFILE 13).
+fn limit(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// The component JID must be a bare domain: it is the `to` of the XEP-0114 login and the
+/// domain part of every peer resource we hand out.
+fn check_domain(jid: &str) -> Result<(), ConfigError> {
+    let reason = if jid.is_empty() {
+        Some("must not be empty")
+    } else if jid.contains(['@', '/']) {
+        Some("must be a plain domain, without '@' or '/'")
+    } else if jid.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("must not contain spaces or control characters")
+    } else if jid.split('.').any(str::is_empty) {
+        Some("must not have empty labels (leading, trailing or doubled '.')")
+    } else if jid.len() > 1023 {
+        Some("is longer than 1023 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ConfigError::invalid(
+            "component.jid",
+            format!("invalid domain {jid:?}: {reason}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Turns toml's multi-line error into one of ours, naming the dotted key where we can.
+fn from_toml_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    // toml writes some messages over several lines ("invalid string\nexpected `\"`").
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // serde names our private structs ("expected struct RawRelay"); the operator wrote a table.
+    let message = match message.find("expected struct ") {
+        Some(i) => format!("{}expected a table", &message[..i]),
+        None => message,
+    };
+    let Some(span) = error.span() else {
+        return ConfigError::Syntax {
+            line: 1,
+            column: 1,
+            message,
+        };
+    };
+    let (line, column) = line_column(text, span.start);
+
+    // serde's messages for our structs have stable shapes; anything else is a syntax error.
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let key = key_path_at(text, &span).unwrap_or_else(|| field.to_owned());
+        return ConfigError::UnknownKey {
+            key,
+            line,
+            column,
+            expected: expected.trim_start_matches([',', ' ']).to_owned(),
+        };
+    }
+    if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        if let Some(key) = key_path_at(text, &span) {
+            return ConfigError::InvalidValue {
+                key,
+                message,
+                at: Some((line, column)),
+            };
+        }
+    }
+    ConfigError::Syntax {
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and character column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// The dotted key an error span sits on, read back from the text: `section.key` for a
+/// `key = value` line under `[section]`, or the header itself for a `[section]` line.
+///
+/// toml does not expose the key path of a serde error, only its span. This covers the flat
+/// layout the config uses; for anything fancier (inline tables) the caller falls back to
+/// what serde said.
+fn key_path_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let before = text.get(..span.start)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let line = text[line_start..line_end].trim();
+    if let Some(header) = table_header(line) {
+        return Some(header);
+    }
+    let key = unquote(line.split_once('=')?.0.trim());
+    if key.is_empty() || key.contains('{') {
+        return None;
+    }
+    let section = text[..line_start].lines().rev().find_map(table_header);
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key,
+    })
+}
+
+/// `relay` for a `[relay]` line (comments after it allowed), `None` for other lines.
+fn table_header(line: &str) -> Option<String> {
+    let inner = line.trim().strip_prefix('[')?;
+    let (name, _) = inner.split_once(']')?;
+    Some(unquote(name.trim()))
+}
+
+fn unquote(key: &str) -> String {
+    key.split('.')
+        .map(|part| part.trim().trim_matches(['"', '\'']))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[component]
+jid = "dsps.localhost"        # component domain (required)
+server = "127.0.0.1:5347"     # the XMPP server's component port (required, a SocketAddr "ip:port")
+secret = "s3cret"             # XEP-0114 shared secret (required)
+[relay]
+listen = "0.0.0.0:5290"       # TCP data port (required SocketAddr; [::]:5290 must also parse)
+host = "dsps.example.org"     # advertised 'host' in create results (default: component jid)
+port = 5290                   # advertised 'port' (default: the listen port)
+[http]                        # optional section: HTTP preamble listener
+listen = "0.0.0.0:80"
+[tls]                         # optional: starttls on the relay port
+cert = "cert.pem"
+key = "key.pem"
+[timeouts]                    # optional section, milliseconds
+wait = 60000                  # waitdefault
+expire = 120000               # expiredefault
+handshake = 10000             # relay handshake must finish within this
+"#;
+
+    const MINIMAL: &str = r#"
+[component]
+jid = "dsps.localhost"
+server = "127.0.0.1:5347"
+secret = "s3cret"
+[relay]
+listen = "[::]:6000"
+"#;
+
+    fn err(text: &str) -> String {
+        match Config::parse(text) {
+            Ok(config) => panic!("accepted: {config:?}"),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "not one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let config = Config::parse(FULL).unwrap();
+        assert_eq!(config.component.jid, "dsps.localhost");
+        assert_eq!(config.component.server, "127.0.0.1:5347".parse().unwrap());
+        assert_eq!(config.component.secret, "s3cret");
+        assert!(!config.component.version_os);
+        assert_eq!(config.relay.listen, "0.0.0.0:5290".parse().unwrap());
+        assert_eq!(config.relay.host, "dsps.example.org");
+        assert_eq!(config.relay.port, 5290);
+        assert_eq!(
+            config.http,
+            Some(HttpConfig {
+                listen: "0.0.0.0:80".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            config.tls,
+            Some(TlsConfig {
+                cert: "cert.pem".into(),
+                key: "key.pem".into()
+            })
+        );
+        assert_eq!(config.timeouts.wait, Some(Duration::from_secs(60)));
+        assert_eq!(config.timeouts.expire, Some(Duration::from_secs(120)));
+        assert_eq!(config.timeouts.handshake, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(config.relay.listen, "[::]:6000".parse().unwrap());
+        assert_eq!(config.relay.host, "dsps.localhost");
+        assert_eq!(config.relay.port, 6000);
+        assert_eq!(config.relay.window, DEFAULT_WINDOW);
+        assert_eq!(config.relay.block_size, DEFAULT_BLOCK_SIZE);
+        assert_eq!(config.relay.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.http, None);
+        assert_eq!(config.tls, None);
+        assert_eq!(config.timeouts.wait_ms(), DEFAULT_WAIT_MS);
+        assert_eq!(config.timeouts.expire_ms(), DEFAULT_EXPIRE_MS);
+        assert_eq!(
+            config.timeouts.handshake,
+            Duration::from_millis(DEFAULT_HANDSHAKE_MS)
+        );
+    }
+
+    #[test]
+    fn zero_wait_and_expire_mean_no_limit() {
+        let config =
+            Config::parse(&format!("{MINIMAL}[timeouts]\nwait = 0\nexpire = 0\n")).unwrap();
+        assert_eq!(config.timeouts.wait, None);
+        assert_eq!(config.timeouts.expire, None);
+        assert_eq!(config.timeouts.wait_ms(), 0);
+    }
+
+    #[test]
+    fn extra_relay_keys_parse() {
+        let text = MINIMAL.replace(
+            "[relay]\n",
+            "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n",
+        );
+        let config = Config::parse(&text).unwrap();
+        assert_eq!(config.relay.window, 8);
+        assert_eq!(config.relay.block_size, 4096);
+        assert_eq!(config.relay.max_connections, 3);
+        let text = MINIMAL.replace("[component]\n", "[component]\nversion_os = true\n");
+        assert!(Config::parse(&text).unwrap().component.version_os);
+    }
+
+    #[test]
+    fn missing_keys_are_named() {
+        for key in ["jid", "server", "secret"] {
+            let text: String = MINIMAL
+                .lines()
+                .filter(|l| !l.starts_with(key))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_eq!(err(&text), format!("missing key component.{key}"));
+        }
+        assert_eq!(
+            err(&MINIMAL.replace("listen = \"[::]:6000\"", "")),
+            "missing key relay.listen"
+        );
+        assert_eq!(err(""), "missing key component.jid");
+        assert_eq!(
+            err(&format!("{MINIMAL}[http]\n")),
+            "missing key http.listen"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}[tls]\ncert = \"c.pem\"\n")),
+            "missing key tls.key"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_named() {
+        assert_eq!(
+            err(&MINIMAL.replace("[::]:6000", "x")),
+            r#"relay.listen: invalid socket address "x" (expected ip:port)"#
+        );
+        let message = err(&MINIMAL.replace("127.0.0.1:5347", "localhost:5347"));
+        assert!(message.starts_with("component.server: invalid socket address"));
+        let message = err(&format!("{MINIMAL}[http]\nlisten = \"0.0.0.0\"\n"));
+        assert!(message.starts_with("http.listen: invalid socket address"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_section() {
+        let message = err(&MINIMAL.replace("[relay]\n", "[relay]\nwindw = 3\n"));
+        assert!(
+            message.starts_with("unknown key relay.windw at line 7, column 1"),
+            "{message}"
+        );
+        assert!(message.contains("`window`"), "{message}");
+        let message = err(&format!("{MINIMAL}[logging]\nlevel = 1\n"));
+        assert!(
+            message.starts_with("unknown key logging at line 8"),
+            "{message}"
+        );
+        let message = err(&format!("{MINIMAL}[timeouts]\nidle = 1\n"));
+        assert!(
+            message.starts_with("unknown key timeouts.idle"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let message = err(&MINIMAL.replace("[relay]\n", "[relay]\nwindow = \"big\"\n"));
+        assert!(
+            message.starts_with("relay.window: invalid type: string \"big\""),
+            "{message}"
+        );
+        assert!(message.ends_with("(line 7, column 10)"), "{message}");
+        let message = err(&MINIMAL.replace("[relay]\n", "[relay]\nport = 70000\n"));
+        assert!(
+            message.starts_with("relay.port: invalid value"),
+            "{message}"
+        );
+        let message = err(&format!("{MINIMAL}[timeouts]\nwait = -1\n"));
+        assert!(
+            message.starts_with("timeouts.wait: invalid value"),
+            "{message}"
+        );
+        assert_eq!(
+            err("component = 3\n"),
+            "component: invalid type: integer `3`, expected a table (line 1, column 13)"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let message = err(&MINIMAL.replace("[relay]\n", "[relay]\nwindow = \n"));
+        assert!(
+            message.starts_with("invalid TOML at line 7, column 10"),
+            "{message}"
+        );
+        let message = err("[component\n");
+        assert!(message.starts_with("invalid TOML at line 1"), "{message}");
+    }
+
+    #[test]
+    fn invalid_jids_are_refused() {
+        for jid in [
+            "",
+            "user@dsps.localhost",
+            "dsps.localhost/res",
+            "a..b",
+            ".a",
+            "a b",
+        ] {
+            let message = err(&MINIMAL.replace("\"dsps.localhost\"", &format!("{jid:?}")));
+            assert!(
+                message.starts_with("component.jid: invalid domain"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn zero_sizes_are_refused() {
+        for key in ["window", "block_size", "max_connections"] {
+            let text = MINIMAL.replace("[relay]\n", &format!("[relay]\n{key} = 0\n"));
+            assert_eq!(err(&text), format!("relay.{key}: must be at least 1"));
+        }
+        let text = MINIMAL.replace("[relay]\n", "[relay]\nblock_size = 999999999\n");
+        assert!(err(&text).starts_with("relay.block_size: must be at most"));
+        let text = MINIMAL.replace("[relay]\n", "[relay]\nport = 0\n");
+        assert!(err(&text).starts_with("relay.port"));
+        let text = format!("{MINIMAL}[timeouts]\nhandshake = 0\n");
+        assert!(err(&text).starts_with("timeouts.handshake"));
+        let text = MINIMAL.replace("\"s3cret\"", "\"\"");
+        assert_eq!(err(&text), "component.secret: must not be empty");
+    }
+
+    #[test]
+    fn secret_stays_out_of_debug_output() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn load_reports_missing_file_and_resolves_tls_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dsps.toml");
+        let message = Config::load(&path).unwrap_err().to_string();
+        assert!(message.starts_with("cannot read config file"), "{message}");
+        assert!(message.contains("dsps.toml"), "{message}");
+        assert!(!message.contains('\n'));
+
+        std::fs::write(&path, FULL).unwrap();
+        let config = Config::load(&path).unwrap();
+        let tls = config.tls.unwrap();
+        assert_eq!(tls.cert, dir.path().join("cert.pem"));
+        assert_eq!(tls.key, dir.path().join("key.pem"));
+    }
+
+    #[test]
+    fn error_key_accessor_names_the_key() {
+        let e = Config::parse(&MINIMAL.replace("[::]:6000", "x")).unwrap_err();
+        assert_eq!(e.key(), Some("relay.listen"));
+        let e = Config::parse("").unwrap_err();
+        assert_eq!(e.key(), Some("component.jid"));
+    }
+}

@@ -1,7 +1,33 @@
 //! dsps: an XEP-0037 Data Stream Proxy Service, run as an XMPP external component.
+//!
+//! Users send `jabber:iq:dsps` queries to the component over XMPP (create, admin,
+//! acknowledge, auth, who, stats), then connect to its TCP relay port and stream.
+//! Data from a *master* goes to every other peer, data from a *slave* to the
+//! masters, framed as `0<size>\n<id>\n<data>`, at the pace of the slowest peer.
+//!
+//! Glossary: a *stream* is one relay session; a *peer* (or *seat*) is one member's
+//! place in it, named by its *peer resource* `dsps.example.org/<resource>`; a
+//! *block* is one framed unit of data.
+//!
+//! Module map:
+//! - [`config`]: the operator's TOML file.
+//! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
+//!   envelope, the `query` model, `error` mapping, `units`.
+//! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
+//!   timers), `info` (disco/ping/version), `throughput`, `ids`.
+//! - [`xmpp`]: the async component link (login, keepalive, reconnect).
+//! - [`relay`]: the async relay port — `listener`, `conn` (handshake + data
+//!   phase), `plane` (who receives whose blocks).
+//! - [`service`]: wiring; `service::run(config, shutdown)` is the entry point.
+//! - [`client`]: the client library (XMPP c2s client and DSPS session helpers).
 #![forbid(unsafe_code)]
 
-pub mod config;
-pub mod proto;
-pub mod core;
 pub mod client;
+pub mod config;
+pub mod core;
+pub mod proto;
+pub mod relay;
+pub mod service;
+pub mod xmpp;
+
+pub use service::run;

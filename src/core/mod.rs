@@ -1,2 +1,6 @@
 //! The DSPS state machine and its helpers, free of I/O.
+pub mod ids;
+pub mod info;
+pub mod registry;
 pub mod throughput;
+pub mod timers;

@@ -1,3 +1,8 @@
 //! Sans-IO wire formats: nothing here touches a socket or tokio.
 pub mod block;
+pub mod error;
+pub mod handshake;
+pub mod iq;
+pub mod query;
 pub mod units;
+pub mod xml;

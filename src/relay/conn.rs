@@ -1,0 +1,401 @@
+//! One relay connection: the timed handshake, then the data phase.
+//!
+//! Handshake (XEP "Connecting to DSPS via default method"): read the hello line,
+//! tell the service, write the KEY1 it hands back, read the KEY2 line, tell the
+//! service, and wait for the verdict. The whole exchange runs under the configured
+//! handshake timeout, inside this connection's own task, so a slow or silent client
+//! never holds up anyone else.
+//!
+//! Data phase: a reader cuts what the peer sends into blocks (one `Bytes` each,
+//! header included) and hands a reference to every recipient's bounded queue,
+//! awaiting room — that wait is the back-pressure that paces the stream to its
+//! slowest recipient (PROFILE 7). A writer sends this peer's own queue to its
+//! socket. Reader and writer run side by side so two masters feeding each other
+//! cannot deadlock. The connection ends on EOF, a socket error, or the service's
+//! `Close`/`Drain`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::plane::{routes_to, Members};
+use crate::core::registry::{ConnId, TrafficSlot};
+use crate::core::throughput::ThroughputMeter;
+use crate::proto::block::{write_header, MAX_HEADER_LEN};
+use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
+use crate::proto::query::Role;
+
+/// How long a drain (delivering what is queued before closing) may take.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a connection publishes its throughput for `who`.
+pub const TRAFFIC_PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Blocks per read arena: reads are carved out of one allocation this many blocks
+/// big, so a block costs no allocation of its own, while a slow reader pins at most
+/// a few arenas' worth of memory per queued block.
+pub const ARENA_BLOCKS: usize = 4;
+
+/// Tunables of the relay port.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Bound on the whole handshake.
+    pub handshake_timeout: Duration,
+    /// Most data bytes per block.
+    pub block_size: usize,
+    /// Blocks queued per recipient before senders are paused.
+    pub window: usize,
+}
+
+/// What a connection tells the service.
+#[derive(Debug)]
+pub enum Event {
+    /// The hello line arrived; `control` reaches this connection from now on.
+    Hello {
+        /// The connection.
+        conn: ConnId,
+        /// What it said.
+        hello: Hello,
+        /// Commands to this connection.
+        control: mpsc::Sender<Control>,
+    },
+    /// The KEY2 line arrived.
+    Key {
+        /// The connection.
+        conn: ConnId,
+        /// The line.
+        key: String,
+    },
+    /// The connection is over.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// What the service tells a connection.
+#[derive(Debug)]
+pub enum Control {
+    /// Write this handshake line.
+    WriteLine(String),
+    /// The handshake succeeded; start the data phase.
+    Attach(Attached),
+    /// Close now.
+    Close(&'static str),
+    /// Deliver what is queued, then close.
+    Drain,
+}
+
+/// The data phase's equipment, handed over by the service.
+#[derive(Debug)]
+pub struct Attached {
+    /// The id framed in front of this peer's blocks.
+    pub peer_id: String,
+    /// Its rights.
+    pub role: Role,
+    /// Blocks for this peer.
+    pub queue: mpsc::Receiver<Bytes>,
+    /// The stream's members.
+    pub members: watch::Receiver<Members>,
+    /// Where to publish throughput.
+    pub traffic: TrafficSlot,
+}
+
+/// Runs one accepted connection to its end, then reports `Closed`.
+pub async fn serve(
+    conn: ConnId,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    settings: Arc<RelaySettings>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut tcp = tcp;
+    let mut buf = BytesMut::with_capacity(MAX_LINE_LEN);
+    let (control, mut control_rx) = mpsc::channel(8);
+    let handshake = handshake(conn, &mut tcp, &mut buf, &events, control, &mut control_rx);
+    match tokio::time::timeout(settings.handshake_timeout, handshake).await {
+        Err(_) => warn!(%peer, "relay handshake timed out; closing"),
+        Ok(Err(why)) => warn!(%peer, "relay handshake failed: {why}; closing"),
+        Ok(Ok(attached)) => {
+            info!(%peer, id = %attached.peer_id, "relay peer attached");
+            let (rd, wr) = tcp.into_split();
+            let end = data_phase(conn, rd, wr, buf, attached, &mut control_rx, &settings).await;
+            info!(%peer, "relay connection ended: {end}");
+        }
+    }
+    let _ = events.send(Event::Closed { conn }).await;
+}
+
+async fn read_line<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+) -> Result<String, String> {
+    loop {
+        if let Some(line) = take_line(buf).map_err(|e| e.to_string())? {
+            return Ok(line);
+        }
+        // Never buffer more than one line's worth while unauthenticated.
+        let room = (MAX_LINE_LEN + 1).saturating_sub(buf.len());
+        let n = io
+            .read_buf(&mut (&mut *buf).limit(room))
+            .await
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 {
+            return Err("peer closed the connection during the handshake".into());
+        }
+    }
+}
+
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: ConnId,
+    io: &mut S,
+    buf: &mut BytesMut,
+    events: &mpsc::Sender<Event>,
+    control: mpsc::Sender<Control>,
+    control_rx: &mut mpsc::Receiver<Control>,
+) -> Result<Attached, String> {
+    let first = read_line(io, buf).await?;
+    let hello = match parse_first_line(&first) {
+        Ok(FirstLine::Hello(h)) => h,
+        Ok(FirstLine::StartTls) => return Err("starttls is not enabled on this relay".into()),
+        Ok(FirstLine::HttpGet) => return Err("HTTP preamble is not enabled on this port".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    debug!(client = %hello.client, dsps = %hello.dsps, "hello");
+    events
+        .send(Event::Hello {
+            conn,
+            hello,
+            control,
+        })
+        .await
+        .map_err(|_| "service stopped".to_string())?;
+    match control_rx.recv().await {
+        Some(Control::WriteLine(line)) => io
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| format!("write failed: {e}"))?,
+        Some(Control::Close(why)) => return Err(why.to_string()),
+        other => return Err(format!("unexpected service answer {other:?}")),
+    }
+    let key = read_line(io, buf).await?;
+    events
+        .send(Event::Key { conn, key })
+        .await
+        .map_err(|_| "service stopped".to_string())?;
+    match control_rx.recv().await {
+        Some(Control::Attach(a)) => Ok(a),
+        Some(Control::Close(why)) => Err(why.to_string()),
+        other => Err(format!("unexpected service answer {other:?}")),
+    }
+}
+
+/// Publishes one direction's throughput into the seat's slot at most once a second.
+struct TrafficPublisher {
+    meter: ThroughputMeter,
+    last: Instant,
+    slot: TrafficSlot,
+    rx: bool,
+}
+
+impl TrafficPublisher {
+    fn new(slot: TrafficSlot, rx: bool) -> Self {
+        TrafficPublisher {
+            meter: ThroughputMeter::default(),
+            last: Instant::now(),
+            slot,
+            rx,
+        }
+    }
+
+    fn record(&mut self, bytes: usize, started: Instant) {
+        let now = Instant::now();
+        // Time spent blocked on the peer counts as transfer time (slow peers show
+        // low rates instead of vanishing from the averages).
+        self.meter.record_span(bytes as u64, started, now);
+        if now.duration_since(self.last) >= TRAFFIC_PUBLISH_EVERY {
+            self.last = now;
+            self.publish(now);
+        }
+    }
+
+    fn publish(&self, now: Instant) {
+        let averages = self.meter.averages(now);
+        let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if self.rx {
+            t.rx = averages;
+        } else {
+            t.tx = averages;
+        }
+        t.transfer_secs = t.transfer_secs.max(self.meter.transfer_secs(now));
+    }
+}
+
+impl Drop for TrafficPublisher {
+    fn drop(&mut self) {
+        self.publish(Instant::now());
+    }
+}
+
+async fn data_phase<R, W>(
+    conn: ConnId,
+    rd: R,
+    wr: W,
+    leftover: BytesMut,
+    a: Attached,
+    control: &mut mpsc::Receiver<Control>,
+    settings: &RelaySettings,
+) -> String
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Attached {
+        peer_id,
+        role,
+        queue,
+        members,
+        traffic,
+    } = a;
+    let reader = read_blocks(conn, rd, leftover, &peer_id, role, members, &traffic, settings);
+    let writer = write_blocks(wr, queue, control, &traffic);
+    tokio::select! {
+        r = reader => r,
+        w = writer => w,
+    }
+}
+
+/// Cuts what the peer sends into blocks and fans each out to its recipients.
+#[allow(clippy::too_many_arguments)]
+async fn read_blocks<R: AsyncRead + Unpin>(
+    conn: ConnId,
+    mut rd: R,
+    leftover: BytesMut,
+    peer_id: &str,
+    role: Role,
+    mut members: watch::Receiver<Members>,
+    traffic: &TrafficSlot,
+    settings: &RelaySettings,
+) -> String {
+    let unit = MAX_HEADER_LEN + settings.block_size;
+    let mut arena = BytesMut::with_capacity(unit * ARENA_BLOCKS);
+    let mut view = members.borrow_and_update().clone();
+    let mut meter = TrafficPublisher::new(traffic.clone(), true);
+    let mut leftover = leftover;
+    loop {
+        arena.reserve(unit);
+        // Reserve the header's room in front, read the data right behind it, then
+        // write the header backwards into the gap: the block is framed in place.
+        arena.put_bytes(0, MAX_HEADER_LEN);
+        let n = if !leftover.is_empty() {
+            let k = leftover.len().min(settings.block_size);
+            arena.put_slice(&leftover[..k]);
+            leftover.advance(k);
+            k
+        } else {
+            match rd.read_buf(&mut (&mut arena).limit(settings.block_size)).await {
+                Ok(0) => return "peer closed its side".into(),
+                Ok(n) => n,
+                Err(e) => return format!("read failed: {e}"),
+            }
+        };
+        let gap: &mut [u8; MAX_HEADER_LEN] = (&mut arena[..MAX_HEADER_LEN])
+            .try_into()
+            .expect("the arena starts with exactly MAX_HEADER_LEN reserved bytes");
+        let h = write_header(peer_id, n, gap)
+            .expect("peer ids are short decimal strings, within MAX_ID_LEN");
+        let mut block = arena.split_to(MAX_HEADER_LEN + n);
+        block.advance(MAX_HEADER_LEN - h);
+        let block = block.freeze();
+        // Waiting for the peer to send is idle time, not transfer time.
+        meter.record(n, Instant::now());
+        if members.has_changed().unwrap_or(false) {
+            view = members.borrow_and_update().clone();
+        }
+        for m in view.iter() {
+            if m.conn != conn && routes_to(role, m.role) {
+                // An error means that recipient is gone; the others still get it.
+                let _ = m.queue.send(block.clone()).await;
+            }
+        }
+    }
+}
+
+enum Command {
+    Close(&'static str),
+    Drain,
+}
+
+fn command(c: Option<Control>) -> Option<Command> {
+    match c {
+        Some(Control::Close(why)) => Some(Command::Close(why)),
+        Some(Control::Drain) => Some(Command::Drain),
+        None => Some(Command::Close("service stopped")),
+        Some(other) => {
+            debug!("ignoring {other:?} in the data phase");
+            None
+        }
+    }
+}
+
+/// Writes this peer's queue to its socket until told to close or drain.
+async fn write_blocks<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut queue: mpsc::Receiver<Bytes>,
+    control: &mut mpsc::Receiver<Control>,
+    traffic: &TrafficSlot,
+) -> String {
+    let mut meter = TrafficPublisher::new(traffic.clone(), false);
+    let mut draining = false;
+    while !draining {
+        let block = tokio::select! {
+            biased;
+            c = control.recv() => match command(c) {
+                Some(Command::Close(why)) => return format!("closed: {why}"),
+                Some(Command::Drain) => { draining = true; continue; }
+                None => continue,
+            },
+            b = queue.recv() => match b {
+                Some(b) => b,
+                None => return "queue closed".into(),
+            },
+        };
+        // Write piecewise so a Close is honoured even while a stalled peer keeps a
+        // write pending; a Drain lets the current block finish.
+        let mut off = 0;
+        let started = Instant::now();
+        while off < block.len() {
+            tokio::select! {
+                biased;
+                c = control.recv(), if !draining => match command(c) {
+                    Some(Command::Close(why)) => return format!("closed: {why}"),
+                    Some(Command::Drain) => draining = true,
+                    None => {}
+                },
+                r = wr.write(&block[off..]) => match r {
+                    Ok(0) => return "peer stopped accepting data".into(),
+                    Ok(k) => { off += k; meter.record(k, started); }
+                    Err(e) => return format!("write failed: {e}"),
+                },
+            }
+        }
+    }
+    // XEP "Stream shutdown": what the masters sent reaches this peer before it goes.
+    let drain = async {
+        while let Ok(b) = queue.try_recv() {
+            let started = Instant::now();
+            wr.write_all(&b).await?;
+            meter.record(b.len(), started);
+        }
+        wr.shutdown().await
+    };
+    match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
+        Ok(Ok(())) => "drained and closed".into(),
+        Ok(Err(e)) => format!("drain failed: {e}"),
+        Err(_) => "drain timed out".into(),
+    }
+}

@@ -1,0 +1,120 @@
+//! The data plane's membership: who in each stream receives whose blocks.
+//!
+//! Each connected peer has one bounded queue of blocks (`mpsc::Sender<Bytes>`).
+//! Each stream publishes its member list through a `watch` channel; a sender task
+//! looks at it only when it has changed (one atomic load per block), so the data
+//! path takes no lock per block. A block is one `Bytes` shared by every recipient:
+//! fanning out clones a reference count, never the data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use crate::core::registry::{ConnId, StreamId};
+use crate::proto::query::Role;
+
+/// One connected peer as the data path sees it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its connection.
+    pub conn: ConnId,
+    /// Its rights (decides what it receives).
+    pub role: Role,
+    /// Its queue of framed blocks.
+    pub queue: mpsc::Sender<Bytes>,
+}
+
+/// A stream's current members.
+pub type Members = Arc<Vec<Member>>;
+
+/// Whether a block from a peer with role `from` goes to `to` (PROFILE 6): a
+/// master's data goes to everyone else, a slave's or relay's to the masters.
+pub fn routes_to(from: Role, to: Role) -> bool {
+    from == Role::Master || to == Role::Master
+}
+
+/// Membership of every stream that has connected peers.
+#[derive(Debug, Default)]
+pub struct Plane {
+    streams: HashMap<StreamId, watch::Sender<Members>>,
+    conn_stream: HashMap<ConnId, StreamId>,
+}
+
+impl Plane {
+    /// Adds a peer; returns the receiving end of its queue (capacity `window`
+    /// blocks) and a view of its stream's members.
+    pub fn join(
+        &mut self,
+        stream: StreamId,
+        conn: ConnId,
+        role: Role,
+        window: usize,
+    ) -> (mpsc::Receiver<Bytes>, watch::Receiver<Members>) {
+        let (tx, rx) = mpsc::channel(window);
+        let members = self
+            .streams
+            .entry(stream)
+            .or_insert_with(|| watch::channel(Members::default()).0);
+        members.send_modify(|m| {
+            let mut list = m.as_ref().clone();
+            list.push(Member {
+                conn,
+                role,
+                queue: tx,
+            });
+            *m = Arc::new(list);
+        });
+        self.conn_stream.insert(conn, stream);
+        (rx, members.subscribe())
+    }
+
+    /// Removes a peer (no-op if it is not a member).
+    pub fn leave(&mut self, conn: ConnId) {
+        let Some(stream) = self.conn_stream.remove(&conn) else { return };
+        if let Some(members) = self.streams.get(&stream) {
+            members.send_modify(|m| {
+                *m = Arc::new(m.iter().filter(|x| x.conn != conn).cloned().collect());
+            });
+        }
+    }
+
+    /// Forgets a stream entirely.
+    pub fn forget(&mut self, stream: StreamId) {
+        self.streams.remove(&stream);
+        self.conn_stream.retain(|_, s| *s != stream);
+    }
+
+    /// (streams, members) held, for leak checks.
+    pub fn held(&self) -> (usize, usize) {
+        (self.streams.len(), self.conn_stream.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_follows_the_roles() {
+        assert!(routes_to(Role::Master, Role::Slave));
+        assert!(routes_to(Role::Master, Role::Master));
+        assert!(routes_to(Role::Slave, Role::Master));
+        assert!(!routes_to(Role::Slave, Role::Slave));
+        assert!(!routes_to(Role::Relay, Role::Slave));
+        assert!(routes_to(Role::Relay, Role::Master));
+    }
+
+    #[test]
+    fn join_and_leave_update_the_view() {
+        let mut p = Plane::default();
+        let (_q1, view) = p.join(7, 1, Role::Master, 4);
+        let (_q2, _) = p.join(7, 2, Role::Slave, 4);
+        assert_eq!(view.borrow().len(), 2);
+        p.leave(1);
+        assert_eq!(view.borrow().iter().map(|m| m.conn).collect::<Vec<_>>(), vec![2]);
+        p.forget(7);
+        assert_eq!(p.held(), (0, 0));
+    }
+}

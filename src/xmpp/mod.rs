@@ -1,0 +1,2 @@
+//! Async adapter for the XEP-0114 component link to the XMPP server.
+pub mod link;

@@ -1,0 +1,8 @@
+//! Shared fixtures for the integration tests.
+//!
+//! Each `tests/*.rs` file is its own crate and uses only part of this, so unused items
+//! are expected here.
+#![allow(dead_code)]
+
+pub mod c2s;
+pub mod prosody;
