@@ -336,7 +336,9 @@ impl DspsClient {
     /// Invites and/or drops peers; returns the immediate report (drops that found
     /// no one).
     pub async fn admin(&self, seat: &Seat, req: &AdminRequest) -> Result<AdminReport, ClientError> {
-        let iq = self.request("set", &seat.peer_jid, Element::from(req)).await?;
+        let iq = self
+            .request("set", &seat.peer_jid, Element::from(req))
+            .await?;
         match iq.payload.as_ref() {
             Some(p) => AdminReport::try_from(p).map_err(|e| ClientError::Protocol(e.to_string())),
             None => Ok(AdminReport::default()),
@@ -345,13 +347,17 @@ impl DspsClient {
 
     /// Lists the stream's peers we may see.
     pub async fn who(&self, seat: &Seat) -> Result<WhoResult, ClientError> {
-        let iq = self.request("get", &seat.peer_jid, query::empty("who")).await?;
+        let iq = self
+            .request("get", &seat.peer_jid, query::empty("who"))
+            .await?;
         WhoResult::try_from(payload(&iq)?).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
     /// The stream's statistics.
     pub async fn stats(&self, seat: &Seat) -> Result<StatsResult, ClientError> {
-        let iq = self.request("get", &seat.peer_jid, query::empty("stats")).await?;
+        let iq = self
+            .request("get", &seat.peer_jid, query::empty("stats"))
+            .await?;
         StatsResult::try_from(payload(&iq)?).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 
@@ -428,7 +434,12 @@ pub struct DataConn {
 
 impl DataConn {
     /// Splits into a block reader and the raw write half.
-    pub fn into_split(self) -> (BlockReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf) {
+    pub fn into_split(
+        self,
+    ) -> (
+        BlockReader<tokio::net::tcp::OwnedReadHalf>,
+        tokio::net::tcp::OwnedWriteHalf,
+    ) {
         let (rd, wr) = self.tcp.into_split();
         (BlockReader::new(rd, self.buffered, DEFAULT_MAX_BLOCK), wr)
     }

@@ -26,7 +26,11 @@ pub fn answer(iq: &Iq, payload: &Element, settings: &Settings) -> Option<Iq> {
         // entry means XEP-0065 and would mislead clients (PROFILE 22).
         let identity = attr(
             attr(
-                attr(Element::builder("identity", NS_DISCO_INFO), "category", "component"),
+                attr(
+                    Element::builder("identity", NS_DISCO_INFO),
+                    "category",
+                    "component",
+                ),
                 "type",
                 "generic",
             ),
@@ -55,7 +59,11 @@ pub fn answer(iq: &Iq, payload: &Element, settings: &Settings) -> Option<Iq> {
                     .build(),
             );
         if settings.show_os {
-            q = q.append(Element::builder("os", NS_VERSION).append(std::env::consts::OS).build());
+            q = q.append(
+                Element::builder("os", NS_VERSION)
+                    .append(std::env::consts::OS)
+                    .build(),
+            );
         }
         return Some(iq.result(Some(q.build())));
     }

@@ -24,9 +24,8 @@ use crate::proto::error::DspsError;
 use crate::proto::handshake::Hello;
 use crate::proto::iq::{bare, resource, Iq, IqKind};
 use crate::proto::query::{
-    self, effective_ms, AdminAction, AdminReport, CreateRequest, CreateResult, Feature,
-    Invitation, PresencePush, QueryError, Request, Role, StatsResult, WhoPeer, WhoResult,
-    PROTOCOL_VERSION,
+    self, effective_ms, AdminAction, AdminReport, CreateRequest, CreateResult, Feature, Invitation,
+    PresencePush, QueryError, Request, Role, StatsResult, WhoPeer, WhoResult, PROTOCOL_VERSION,
 };
 use crate::proto::xml::{attr, NS_COMPONENT, NS_DSPS};
 
@@ -216,7 +215,10 @@ struct DspsStream {
 
 impl DspsStream {
     fn masters(&self) -> usize {
-        self.seats.values().filter(|s| s.role == Role::Master).count()
+        self.seats
+            .values()
+            .filter(|s| s.role == Role::Master)
+            .count()
     }
     fn count(&self, role: Role) -> u32 {
         self.seats.values().filter(|s| s.role == role).count() as u32
@@ -358,9 +360,10 @@ impl Registry {
         }
         let to_domain = bare(&iq.to).eq_ignore_ascii_case(&self.settings.domain);
         match resource(&iq.to).filter(|r| !r.is_empty()) {
-            _ if !to_domain => {
-                Self::send(out, iq.error_reply(DspsError::ItemNotFound, None, NS_COMPONENT))
-            }
+            _ if !to_domain => Self::send(
+                out,
+                iq.error_reply(DspsError::ItemNotFound, None, NS_COMPONENT),
+            ),
             None => self.on_bare_request(&iq, now, out),
             Some(res) => {
                 let res = res.to_string();
@@ -449,9 +452,7 @@ impl Registry {
                 Ok(Request::Acknowledge(status)) if iq.kind == IqKind::Set => {
                     self.public_join(Some(iq), sid, &iq.from, &status, now, out)
                 }
-                Ok(Request::Stats) if iq.kind == IqKind::Get => {
-                    self.public_stats_one(iq, sid, out)
-                }
+                Ok(Request::Stats) if iq.kind == IqKind::Get => self.public_stats_one(iq, sid, out),
                 Err(QueryError::NotDsps) => {
                     Self::reply_error(out, iq, DspsError::ServiceUnavailable, None)
                 }
@@ -520,7 +521,12 @@ impl Registry {
             );
         }
         if xmpp_parsers::jid::FullJid::new(&iq.from).is_err() {
-            return Self::reply_error(out, iq, DspsError::BadRequest, Some("create needs a full JID"));
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::BadRequest,
+                Some("create needs a full JID"),
+            );
         }
         let minthroughput = match c.minthroughput.as_deref().map(str::trim) {
             None | Some("") => "0".to_string(),
@@ -568,7 +574,10 @@ impl Registry {
         public: bool,
         inviters: Vec<String>,
     ) -> u32 {
-        let stream = self.streams.get_mut(&sid).expect("caller checked the stream");
+        let stream = self
+            .streams
+            .get_mut(&sid)
+            .expect("caller checked the stream");
         let id = stream.next_id;
         stream.next_id += 1;
         stream.seats.insert(
@@ -649,7 +658,9 @@ impl Registry {
         if iq.kind != IqKind::Set {
             return Self::reply_error(out, iq, DspsError::BadRequest, Some("admin is a set"));
         }
-        let me = self.seat(sid, seat).expect("resource index names a live seat");
+        let me = self
+            .seat(sid, seat)
+            .expect("resource index names a live seat");
         let (my_role, my_jid) = (me.role, me.jid.clone());
         if my_role != Role::Master {
             let only_self = a
@@ -689,7 +700,17 @@ impl Registry {
         let wait_ms = effective_ms(a.wait, self.settings.wait_default_ms);
         for act in &a.actions {
             if let AdminAction::Invite(role, j) = act {
-                self.invite(sid, &my_jid, *role, j, expire_ms, wait_ms, &a.comments, now, out);
+                self.invite(
+                    sid,
+                    &my_jid,
+                    *role,
+                    j,
+                    expire_ms,
+                    wait_ms,
+                    &a.comments,
+                    now,
+                    out,
+                );
             }
         }
         drops.dedup();
@@ -743,7 +764,10 @@ impl Registry {
             // pending acknowledge, re-sent with every inviter listed.
             let s = self.seat_mut(sid, seat).expect("just found");
             let SeatState::Invited { resource, .. } = &s.state else {
-                debug!(stream = sid, invitee, "already a member; invitation ignored");
+                debug!(
+                    stream = sid,
+                    invitee, "already a member; invitation ignored"
+                );
                 return;
             };
             let resource = resource.clone();
@@ -809,7 +833,9 @@ impl Registry {
         now: Now,
         out: &mut Out,
     ) {
-        let Some(s) = self.seat_mut(sid, seat) else { return };
+        let Some(s) = self.seat_mut(sid, seat) else {
+            return;
+        };
         let SeatState::Invited {
             resource,
             iq_ids,
@@ -844,9 +870,20 @@ impl Registry {
 
     /// Sends `<peer acknowledge=reason>` to every inviter still in the stream, then
     /// forgets the seat (XEP "Stream administration": failures after the fact).
-    fn report_and_forget(&mut self, sid: StreamId, seat: u32, reason: &str, jid: &str, out: &mut Out) {
-        let Some(stream) = self.streams.get_mut(&sid) else { return };
-        let Some(s) = stream.seats.remove(&seat) else { return };
+    fn report_and_forget(
+        &mut self,
+        sid: StreamId,
+        seat: u32,
+        reason: &str,
+        jid: &str,
+        out: &mut Out,
+    ) {
+        let Some(stream) = self.streams.get_mut(&sid) else {
+            return;
+        };
+        let Some(s) = stream.seats.remove(&seat) else {
+            return;
+        };
         self.forget_seat_refs(&s);
         let report = AdminReport {
             peers: vec![(reason.to_string(), jid.to_string())],
@@ -925,7 +962,12 @@ impl Registry {
         }
         if stream.public_count() >= stream.maxpublic {
             if let Some(iq) = iq {
-                Self::reply_error(out, iq, DspsError::ServiceUnavailable, Some("stream is full"));
+                Self::reply_error(
+                    out,
+                    iq,
+                    DspsError::ServiceUnavailable,
+                    Some("stream is full"),
+                );
             }
             return;
         }
@@ -984,7 +1026,11 @@ impl Registry {
     fn public_stats_one(&mut self, iq: &Iq, sid: StreamId, out: &mut Out) {
         let stream = &self.streams[&sid];
         let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
-        stats.peers = stream.public_resource.iter().map(|r| self.peer_jid(r)).collect();
+        stats.peers = stream
+            .public_resource
+            .iter()
+            .map(|r| self.peer_jid(r))
+            .collect();
         Self::send(out, iq.result(Some(Element::from(&stats))));
     }
 
@@ -1003,7 +1049,11 @@ impl Registry {
         for sid in ids {
             let stream = &self.streams[&sid];
             let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
-            stats.peers = stream.public_resource.iter().map(|r| self.peer_jid(r)).collect();
+            stats.peers = stream
+                .public_resource
+                .iter()
+                .map(|r| self.peer_jid(r))
+                .collect();
             wrapper = wrapper.append(Element::from(&stats));
         }
         Self::send(out, iq.result(Some(wrapper.build())));
@@ -1023,7 +1073,9 @@ impl Registry {
                 reason: "hello names an unknown pair",
             });
         };
-        let s = self.seat_mut(sid, seat).expect("resource index names a live seat");
+        let s = self
+            .seat_mut(sid, seat)
+            .expect("resource index names a live seat");
         if s.jid != hello.client {
             return out.push(Action::RelayClose {
                 conn,
@@ -1095,9 +1147,18 @@ impl Registry {
     }
 
     /// Closes a failed handshake and resumes waiting (XEP: "resume waiting").
-    fn abort_handshake(&mut self, sid: StreamId, seat: u32, conn: ConnId, why: &'static str, out: &mut Out) {
+    fn abort_handshake(
+        &mut self,
+        sid: StreamId,
+        seat: u32,
+        conn: ConnId,
+        why: &'static str,
+        out: &mut Out,
+    ) {
         self.conns.remove(&conn);
-        if let Some(SeatState::Waiting { handshake, .. }) = self.seat_mut(sid, seat).map(|s| &mut s.state) {
+        if let Some(SeatState::Waiting { handshake, .. }) =
+            self.seat_mut(sid, seat).map(|s| &mut s.state)
+        {
             if *handshake == Some(conn) {
                 *handshake = None;
             }
@@ -1118,11 +1179,15 @@ impl Registry {
             return self.abort_handshake(sid, seat, conn, "wrong or early key line", out);
         }
         self.conns.get_mut(&conn).expect("checked above").stage = Stage::Attached;
-        let s = self.seat_mut(sid, seat).expect("conn belongs to a live seat");
+        let s = self
+            .seat_mut(sid, seat)
+            .expect("conn belongs to a live seat");
         if let SeatState::Waiting { timer: Some(t), .. } = s.state {
             self.timers.cancel(t);
         }
-        let s = self.seat_mut(sid, seat).expect("conn belongs to a live seat");
+        let s = self
+            .seat_mut(sid, seat)
+            .expect("conn belongs to a live seat");
         s.state = SeatState::Connected { conn };
         s.ever_connected = true;
         let attach = Attach {
@@ -1157,9 +1222,13 @@ impl Registry {
     }
 
     fn on_closed(&mut self, conn: ConnId, now: Now, out: &mut Out) {
-        let Some(state) = self.conns.remove(&conn) else { return };
+        let Some(state) = self.conns.remove(&conn) else {
+            return;
+        };
         let (sid, seat) = (state.stream, state.seat);
-        let Some(s) = self.seat_mut(sid, seat) else { return };
+        let Some(s) = self.seat_mut(sid, seat) else {
+            return;
+        };
         match (&state.stage, &mut s.state) {
             (Stage::Attached, SeatState::Connected { conn: c }) if *c == conn => {
                 let wait_ms = s.wait_ms;
@@ -1186,8 +1255,17 @@ impl Registry {
 
     /// XEP "Dropping peer": close its socket, tell it, tell the others, forget it;
     /// the last master's departure ends the stream.
-    fn drop_seat(&mut self, sid: StreamId, seat: u32, comments: &[Element], now: Now, out: &mut Out) {
-        let Some(s) = self.seat(sid, seat) else { return };
+    fn drop_seat(
+        &mut self,
+        sid: StreamId,
+        seat: u32,
+        comments: &[Element],
+        now: Now,
+        out: &mut Out,
+    ) {
+        let Some(s) = self.seat(sid, seat) else {
+            return;
+        };
         let (jid, peer, visible, was_master) = (
             s.jid.clone(),
             s.peer_jid(&self.settings.domain),
@@ -1229,7 +1307,9 @@ impl Registry {
     /// XEP "Stream shutdown": what masters sent is delivered to connected slaves
     /// (RelayDrain), then every remaining peer is dropped and the stream forgotten.
     fn shutdown_stream(&mut self, sid: StreamId, _now: Now, out: &mut Out) {
-        let Some(stream) = self.streams.remove(&sid) else { return };
+        let Some(stream) = self.streams.remove(&sid) else {
+            return;
+        };
         if let Some(r) = &stream.public_resource {
             self.resources.remove(r);
         }
@@ -1256,7 +1336,9 @@ impl Registry {
 
     fn on_tick(&mut self, now: Now, out: &mut Out) {
         for (_, key) in self.timers.due(now.mono) {
-            let Some(s) = self.seat(key.stream, key.seat) else { continue };
+            let Some(s) = self.seat(key.stream, key.seat) else {
+                continue;
+            };
             let jid = s.jid.clone();
             match &s.state {
                 SeatState::Invited { .. } => {
@@ -1290,7 +1372,12 @@ impl Registry {
                         }
                         let was_master = s.role == Role::Master;
                         self.report_and_forget(key.stream, key.seat, "timeout", &jid, out);
-                        if was_master && self.streams.get(&key.stream).is_some_and(|st| st.masters() == 0) {
+                        if was_master
+                            && self
+                                .streams
+                                .get(&key.stream)
+                                .is_some_and(|st| st.masters() == 0)
+                        {
                             self.shutdown_stream(key.stream, now, out);
                         }
                     }

@@ -64,9 +64,7 @@ impl DspsError {
         match self {
             DspsError::BadRequest | DspsError::ItemNotFound => "modify",
             DspsError::NotAuthorized | DspsError::Forbidden => "auth",
-            DspsError::NotAllowed | DspsError::Conflict | DspsError::ServiceUnavailable => {
-                "cancel"
-            }
+            DspsError::NotAllowed | DspsError::Conflict | DspsError::ServiceUnavailable => "cancel",
             DspsError::RemoteServerTimeout => "wait",
         }
     }
@@ -106,7 +104,11 @@ impl DspsError {
     pub fn to_element(self, ns: &str, text: Option<&str>) -> Element {
         let text = text.unwrap_or(self.default_text());
         attr(
-            attr(Element::builder("error", ns), "code", self.code().to_string()),
+            attr(
+                Element::builder("error", ns),
+                "code",
+                self.code().to_string(),
+            ),
             "type",
             self.error_type(),
         )

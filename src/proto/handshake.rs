@@ -108,9 +108,8 @@ pub fn parse_hello(line: &str) -> Result<Hello, HelloError> {
     let (Some(client), Some(dsps), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(HelloError::Malformed);
     };
-    let full = |j: &str| {
-        xmpp_parsers::jid::FullJid::new(j).is_ok() && !j.chars().any(char::is_whitespace)
-    };
+    let full =
+        |j: &str| xmpp_parsers::jid::FullJid::new(j).is_ok() && !j.chars().any(char::is_whitespace);
     if client.is_empty() || dsps.is_empty() {
         return Err(HelloError::Malformed);
     }
@@ -139,7 +138,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(h.client, "rob@nauseum.org/dspsclient");
-        assert_eq!(h.dsps, "dsps.jabber.org/0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33");
+        assert_eq!(
+            h.dsps,
+            "dsps.jabber.org/0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33"
+        );
     }
 
     #[test]
@@ -148,13 +150,19 @@ mod tests {
         assert_eq!(parse_hello("a@b/c d/e f"), Err(HelloError::Malformed));
         assert_eq!(parse_hello("a@b/c  d/e"), Err(HelloError::Malformed));
         assert_eq!(parse_hello("a@b d/e"), Err(HelloError::NotFullJid));
-        assert_eq!(parse_hello("a@b/c dsps.example"), Err(HelloError::NotFullJid));
+        assert_eq!(
+            parse_hello("a@b/c dsps.example"),
+            Err(HelloError::NotFullJid)
+        );
     }
 
     #[test]
     fn preambles_are_recognised() {
         assert_eq!(parse_first_line("starttls"), Ok(FirstLine::StartTls));
-        assert_eq!(parse_first_line("GET /DSPS/STREAM/ HTTP/1.0"), Ok(FirstLine::HttpGet));
+        assert_eq!(
+            parse_first_line("GET /DSPS/STREAM/ HTTP/1.0"),
+            Ok(FirstLine::HttpGet)
+        );
     }
 
     #[test]

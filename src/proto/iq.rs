@@ -211,7 +211,10 @@ mod tests {
         assert_eq!(iq.kind, IqKind::Get);
         assert_eq!(iq.id, "dsps8");
         assert_eq!(iq.from, "rob@nauseum.org/dspsclient");
-        assert_eq!(resource(&iq.to), Some("0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33"));
+        assert_eq!(
+            resource(&iq.to),
+            Some("0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33")
+        );
         assert_eq!(iq.dsps_type(), Some("who"));
     }
 

@@ -286,7 +286,8 @@ pub fn auth(key: &str) -> Element {
 
 /// Reads the key out of an `auth` query.
 pub fn auth_key(e: &Element) -> Option<String> {
-    (e.is("query", NS_DSPS) && get_attr(e, "type") == Some("auth")).then(|| e.text().trim().to_string())
+    (e.is("query", NS_DSPS) && get_attr(e, "type") == Some("auth"))
+        .then(|| e.text().trim().to_string())
 }
 
 /// Renders an empty query of `kind` (who, stats).
@@ -577,7 +578,11 @@ impl From<&StatsResult> for Element {
             b = attr(b, k, v);
         }
         b = b.append_all(feature_elements(&s.features));
-        b = b.append_all(s.peers.iter().map(|p| child("peer").append(p.as_str()).build()));
+        b = b.append_all(
+            s.peers
+                .iter()
+                .map(|p| child("peer").append(p.as_str()).build()),
+        );
         b.append_all(s.comments.iter().cloned()).build()
     }
 }
@@ -588,7 +593,11 @@ impl TryFrom<&Element> for StatsResult {
         if !e.is("query", NS_DSPS) || get_attr(e, "type") != Some("stats") {
             return Err(QueryError::NotDsps);
         }
-        let n = |k: &str| get_attr(e, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let n = |k: &str| {
+            get_attr(e, k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Ok(StatsResult {
             init: n("init"),
             protocol: get_attr(e, "protocol").unwrap_or("").to_string(),
@@ -658,51 +667,80 @@ mod tests {
     #[test]
     fn parses_spec_create_request() {
         let e = el("<query type='create' xmlns='jabber:iq:dsps' minthroughput='1.5KB' maxpublic='20'><peer port='5290'>dsps.myjabber.net/0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33</peer><comment>public comment</comment></query>");
-        let Request::Create(c) = Request::parse(&e).unwrap() else { panic!() };
+        let Request::Create(c) = Request::parse(&e).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.minthroughput.as_deref(), Some("1.5KB"));
         assert_eq!(c.maxpublic, 20);
-        assert_eq!(c.relays[0].jid, "dsps.myjabber.net/0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33");
+        assert_eq!(
+            c.relays[0].jid,
+            "dsps.myjabber.net/0beec7b5ea3f0fdbc95d0dd47f3c5bc275da8a33"
+        );
         assert_eq!(c.relays[0].port, Some(5290));
         assert_eq!(c.comments[0].text(), "public comment");
-        assert_eq!(Request::parse(&Element::from(&c)).unwrap(), Request::Create(c));
+        assert_eq!(
+            Request::parse(&Element::from(&c)).unwrap(),
+            Request::Create(c)
+        );
     }
 
     #[test]
     fn negative_maxpublic_reads_as_zero() {
         let e = el("<query type='create' xmlns='jabber:iq:dsps' maxpublic='-3'/>");
-        let Request::Create(c) = Request::parse(&e).unwrap() else { panic!() };
+        let Request::Create(c) = Request::parse(&e).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.maxpublic, 0);
     }
 
     #[test]
     fn parses_spec_admin_request() {
         let e = el("<query type='admin' xmlns='jabber:iq:dsps' expire='20' wait='10'><comment>welcome to the stream</comment><peer type='master'>someone@somewhere.net</peer></query>");
-        let Request::Admin(a) = Request::parse(&e).unwrap() else { panic!() };
+        let Request::Admin(a) = Request::parse(&e).unwrap() else {
+            panic!()
+        };
         assert_eq!(a.expire, Some(20));
         assert_eq!(a.wait, Some(10));
-        assert_eq!(a.actions, vec![AdminAction::Invite(Role::Master, "someone@somewhere.net".into())]);
-        assert_eq!(Request::parse(&Element::from(&a)).unwrap(), Request::Admin(a));
+        assert_eq!(
+            a.actions,
+            vec![AdminAction::Invite(
+                Role::Master,
+                "someone@somewhere.net".into()
+            )]
+        );
+        assert_eq!(
+            Request::parse(&Element::from(&a)).unwrap(),
+            Request::Admin(a)
+        );
     }
 
     #[test]
     fn admin_rejects_unknown_peer_type_and_relay_invites() {
-        let e = el("<query type='admin' xmlns='jabber:iq:dsps'><peer type='boss'>a@b/c</peer></query>");
+        let e =
+            el("<query type='admin' xmlns='jabber:iq:dsps'><peer type='boss'>a@b/c</peer></query>");
         assert!(matches!(Request::parse(&e), Err(QueryError::Invalid(_))));
-        let e = el("<query type='admin' xmlns='jabber:iq:dsps'><peer type='relay'>a@b/c</peer></query>");
+        let e = el(
+            "<query type='admin' xmlns='jabber:iq:dsps'><peer type='relay'>a@b/c</peer></query>",
+        );
         assert!(matches!(Request::parse(&e), Err(QueryError::Invalid(_))));
     }
 
     #[test]
     fn unparseable_times_read_as_absent() {
         let e = el("<query type='admin' xmlns='jabber:iq:dsps' expire='soon' wait='-1'/>");
-        let Request::Admin(a) = Request::parse(&e).unwrap() else { panic!() };
+        let Request::Admin(a) = Request::parse(&e).unwrap() else {
+            panic!()
+        };
         assert_eq!((a.expire, a.wait), (None, None));
     }
 
     #[test]
     fn unknown_type_and_foreign_namespace() {
         let e = el("<query type='teleport' xmlns='jabber:iq:dsps'/>");
-        assert_eq!(Request::parse(&e), Err(QueryError::UnknownType("teleport".into())));
+        assert_eq!(
+            Request::parse(&e),
+            Err(QueryError::UnknownType("teleport".into()))
+        );
         let e = el("<query xmlns='jabber:iq:roster'/>");
         assert_eq!(Request::parse(&e), Err(QueryError::NotDsps));
     }
@@ -710,8 +748,14 @@ mod tests {
     #[test]
     fn spec_auth_and_who_and_stats() {
         let e = el("<query type='auth' xmlns='jabber:iq:dsps'>uGhhb74d21</query>");
-        assert_eq!(Request::parse(&e).unwrap(), Request::Auth("uGhhb74d21".into()));
-        assert_eq!(auth_key(&auth("qgqB42Ij784")).as_deref(), Some("qgqB42Ij784"));
+        assert_eq!(
+            Request::parse(&e).unwrap(),
+            Request::Auth("uGhhb74d21".into())
+        );
+        assert_eq!(
+            auth_key(&auth("qgqB42Ij784")).as_deref(),
+            Some("qgqB42Ij784")
+        );
         assert_eq!(Request::parse(&empty("who")).unwrap(), Request::Who);
         assert_eq!(Request::parse(&empty("stats")).unwrap(), Request::Stats);
     }
@@ -720,7 +764,10 @@ mod tests {
     fn spec_create_result_round_trip() {
         let e = el("<query type='create' xmlns='jabber:iq:dsps' wait='10' host='dsps.jabber.org' port='5290' minthroughput='1.5KB' protocol='0.5'><feature type='http' version='1.1'/><feature type='ssl' version='3.0'/></query>");
         let c = CreateResult::try_from(&e).unwrap();
-        assert_eq!((c.wait, c.port, c.host.as_str()), (10, 5290, "dsps.jabber.org"));
+        assert_eq!(
+            (c.wait, c.port, c.host.as_str()),
+            (10, 5290, "dsps.jabber.org")
+        );
         assert_eq!(c.features.len(), 2);
         assert_eq!(CreateResult::try_from(&Element::from(&c)).unwrap(), c);
     }
@@ -750,7 +797,10 @@ mod tests {
         assert_eq!(StatsResult::try_from(&Element::from(&s)).unwrap(), s);
         let e = el("<query type='admin' xmlns='jabber:iq:dsps'><peer acknowledge='expire'>abc@company.com/net</peer><peer acknowledge='missing'>who@knows.org/winjab</peer></query>");
         let r = AdminReport::try_from(&e).unwrap();
-        assert_eq!(r.peers[1], ("missing".into(), "who@knows.org/winjab".into()));
+        assert_eq!(
+            r.peers[1],
+            ("missing".into(), "who@knows.org/winjab".into())
+        );
         let e = el("<query type='presence' xmlns='jabber:iq:dsps'><peer status='waiting'>JID</peer></query>");
         let p = PresencePush::try_from(&e).unwrap();
         assert_eq!(p.peers, vec![("waiting".into(), "JID".into())]);

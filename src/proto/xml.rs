@@ -42,7 +42,11 @@ pub fn first_child(e: &Element) -> Option<&Element> {
 /// from `from_ns` to `to_ns`. Used for `<comment>` blocks, which we keep as the client
 /// sent them but must re-emit inside our own `<query>`.
 pub fn with_ns(e: &Element, from_ns: &str, to_ns: &str) -> Element {
-    let ns = if e.ns() == from_ns { to_ns.to_string() } else { e.ns() };
+    let ns = if e.ns() == from_ns {
+        to_ns.to_string()
+    } else {
+        e.ns()
+    };
     let mut b = Element::builder(e.name(), ns);
     for ((attr_ns, name), value) in e.attrs().iter() {
         if *attr_ns == minidom::rxml::Namespace::NONE {

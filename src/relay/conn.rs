@@ -130,10 +130,7 @@ pub async fn serve(
     let _ = events.send(Event::Closed { conn }).await;
 }
 
-async fn read_line<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut BytesMut,
-) -> Result<String, String> {
+async fn read_line<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<String, String> {
     loop {
         if let Some(line) = take_line(buf).map_err(|e| e.to_string())? {
             return Ok(line);
@@ -261,7 +258,9 @@ where
         members,
         traffic,
     } = a;
-    let reader = read_blocks(conn, rd, leftover, &peer_id, role, members, &traffic, settings);
+    let reader = read_blocks(
+        conn, rd, leftover, &peer_id, role, members, &traffic, settings,
+    );
     let writer = write_blocks(wr, queue, control, &traffic);
     tokio::select! {
         r = reader => r,
@@ -297,7 +296,10 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             leftover.advance(k);
             k
         } else {
-            match rd.read_buf(&mut (&mut arena).limit(settings.block_size)).await {
+            match rd
+                .read_buf(&mut (&mut arena).limit(settings.block_size))
+                .await
+            {
                 Ok(0) => return "peer closed its side".into(),
                 Ok(n) => n,
                 Err(e) => return format!("read failed: {e}"),

@@ -72,7 +72,9 @@ impl Plane {
 
     /// Removes a peer (no-op if it is not a member).
     pub fn leave(&mut self, conn: ConnId) {
-        let Some(stream) = self.conn_stream.remove(&conn) else { return };
+        let Some(stream) = self.conn_stream.remove(&conn) else {
+            return;
+        };
         if let Some(members) = self.streams.get(&stream) {
             members.send_modify(|m| {
                 *m = Arc::new(m.iter().filter(|x| x.conn != conn).cloned().collect());
@@ -113,7 +115,10 @@ mod tests {
         let (_q2, _) = p.join(7, 2, Role::Slave, 4);
         assert_eq!(view.borrow().len(), 2);
         p.leave(1);
-        assert_eq!(view.borrow().iter().map(|m| m.conn).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(
+            view.borrow().iter().map(|m| m.conn).collect::<Vec<_>>(),
+            vec![2]
+        );
         p.forget(7);
         assert_eq!(p.held(), (0, 0));
     }

@@ -74,7 +74,9 @@ pub async fn login(cfg: &LinkConfig) -> Result<Link, LoginError> {
 }
 
 async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
-    let tcp = TcpStream::connect(&cfg.server).await.map_err(LoginError::Io)?;
+    let tcp = TcpStream::connect(&cfg.server)
+        .await
+        .map_err(LoginError::Io)?;
     // Without NODELAY a reply and a push sent back to back stall ~40 ms (notes §2).
     tcp.set_nodelay(true).map_err(LoginError::Io)?;
     let timeouts = Timeouts {
@@ -125,7 +127,11 @@ pub async fn run(
                 attempt = 0;
                 let done = serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await;
                 if done {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), SinkExt::<&Element>::close(&mut link)).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        SinkExt::<&Element>::close(&mut link),
+                    )
+                    .await;
                     info!("component link closed");
                     return;
                 }

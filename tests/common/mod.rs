@@ -5,4 +5,5 @@
 #![allow(dead_code)]
 
 pub mod c2s;
+pub mod dsps;
 pub mod prosody;

@@ -120,7 +120,16 @@ pub(crate) fn comes_from(
     own_domain: &str,
 ) -> bool {
     match stanza.attr("from") {
-        Some(from) => same_jid(from, expected_from),
+        // XEP-0037 "Connection waiting": a create sent to the bare DSPS JID is
+        // answered from the stream's new full JID, so a request to a bare JID
+        // accepts an answer from any resource of it.
+        Some(from) => {
+            same_jid(from, expected_from)
+                || (!expected_from.contains('/')
+                    && from
+                        .split_once('/')
+                        .is_some_and(|(b, _)| same_jid(b, expected_from)))
+        }
         None => same_jid(expected_from, own_bare) || same_jid(expected_from, own_domain),
     }
 }

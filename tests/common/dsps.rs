@@ -1,0 +1,121 @@
+//! Runs the real `dsps` binary against a test Prosody, with a private config.
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::prosody::Prosody;
+
+/// How long the component may take to log in to Prosody.
+pub const ONLINE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running `dsps` process; killed by PID on drop.
+pub struct Dsps {
+    child: Child,
+    /// The component domain.
+    pub domain: String,
+    dir: tempfile::TempDir,
+}
+
+impl Dsps {
+    /// Starts `dsps` for component `domain` (registered on `prosody` with `secret`),
+    /// relay on a free loopback port advertised as 127.0.0.1. `extra` is appended to
+    /// the config (e.g. a `[timeouts]` section). Waits for "component online".
+    pub fn start(prosody: &Prosody, domain: &str, secret: &str, extra: &str) -> Dsps {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = dir.path().join("dsps.toml");
+        let text = format!(
+            "[component]\njid = \"{domain}\"\nserver = \"{}\"\nsecret = \"{secret}\"\n\n[relay]\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\n{extra}\n",
+            prosody.component_addr
+        );
+        fs::write(&cfg, text).expect("write config");
+        let log = fs::File::create(dir.path().join("dsps.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_dsps"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "dsps=debug,info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dsps");
+        let d = Dsps {
+            child,
+            domain: domain.to_string(),
+            dir,
+        };
+        d.wait_for_log("component online", ONLINE_TIMEOUT);
+        d
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("dsps.log")
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Waits (bounded) until the log contains `needle`; panics with the log if not.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "dsps never logged {needle:?} within {timeout:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Async variant of [`Dsps::wait_for_log`].
+    pub async fn wait_for_log_async(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.log().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "dsps never logged {needle:?} within {timeout:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Resident memory of the process in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Dsps {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- dsps log ---\n{}", self.log());
+        }
+    }
+}
