@@ -24,11 +24,19 @@ impl Dsps {
     /// relay on a free loopback port advertised as 127.0.0.1. `extra` is appended to
     /// the config (e.g. a `[timeouts]` section). Waits for "component online".
     pub fn start(prosody: &Prosody, domain: &str, secret: &str, extra: &str) -> Dsps {
+        let d = Dsps::spawn(&prosody.component_addr, domain, secret, extra);
+        d.wait_for_log("component online", ONLINE_TIMEOUT);
+        d
+    }
+
+    /// Starts `dsps` against the component port `server` without waiting for it to
+    /// come online.
+    pub fn spawn(server: &str, domain: &str, secret: &str, extra: &str) -> Dsps {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dsps.toml");
         let text = format!(
             "[component]\njid = \"{domain}\"\nserver = \"{}\"\nsecret = \"{secret}\"\n\n[relay]\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\n{extra}\n",
-            prosody.component_addr
+            server
         );
         fs::write(&cfg, text).expect("write config");
         let log = fs::File::create(dir.path().join("dsps.log")).expect("log file");
@@ -41,13 +49,11 @@ impl Dsps {
             .stderr(log)
             .spawn()
             .expect("spawn dsps");
-        let d = Dsps {
+        Dsps {
             child,
             domain: domain.to_string(),
             dir,
-        };
-        d.wait_for_log("component online", ONLINE_TIMEOUT);
-        d
+        }
     }
 
     fn log_path(&self) -> PathBuf {

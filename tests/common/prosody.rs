@@ -93,16 +93,7 @@ impl Prosody {
             register(&config, name, password);
         }
 
-        let output = File::create(dir.path().join("stdout.log")).expect("create stdout log");
-        let child = Command::new("prosody")
-            .arg("-F")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().expect("clone log handle"))
-            .stderr(output)
-            .spawn()
-            .expect("spawn prosody (is it installed? apt-get install prosody)");
+        let child = spawn(&config, dir.path());
         let mut prosody = Prosody {
             c2s_addr: format!("127.0.0.1:{c2s_port}"),
             component_addr: format!("127.0.0.1:{component_port}"),
@@ -111,19 +102,50 @@ impl Prosody {
             child,
         };
         // On failure `prosody` is dropped here, which kills the child.
-        prosody.await_activation(c2s_port, component_port)?;
+        prosody.await_activation(c2s_port, component_port, 0)?;
         Ok(prosody)
     }
 
-    /// Waits until the log shows both of our listeners activated.
-    fn await_activation(&mut self, c2s_port: u16, component_port: u16) -> Result<(), StartFailure> {
+    /// Kills the server (by PID), as a crash would; [`Prosody::resume`] starts it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same ports and data, after [`Prosody::stop`].
+    pub fn resume(&mut self) {
+        let port = |a: &str| {
+            a.rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port")
+        };
+        let (c2s_port, component_port) = (port(&self.c2s_addr), port(&self.component_addr));
+        let offset = self.log().len();
+        self.child = spawn(&config_path(self.dir.path()), self.dir.path());
+        if let Err(f) = self.await_activation(c2s_port, component_port, offset) {
+            panic!(
+                "Prosody did not restart ({}):\n{}",
+                f.reason,
+                tail(&f.log, LOG_TAIL_LINES)
+            );
+        }
+    }
+
+    /// Waits until the log past byte `offset` shows both of our listeners activated.
+    fn await_activation(
+        &mut self,
+        c2s_port: u16,
+        component_port: u16,
+        offset: usize,
+    ) -> Result<(), StartFailure> {
         let wanted = [
             format!("Activated service 'c2s' on [127.0.0.1]:{c2s_port}"),
             format!("Activated service 'component' on [127.0.0.1]:{component_port}"),
         ];
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let log = self.log();
+            let log = self.log().get(offset..).unwrap_or_default().to_owned();
             if wanted.iter().all(|line| log.contains(line.as_str())) {
                 return Ok(());
             }
@@ -153,6 +175,20 @@ impl Drop for Prosody {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `prosody -F` on `config`, output into the temp dir.
+fn spawn(config: &Path, dir: &Path) -> Child {
+    let output = File::create(dir.join("stdout.log")).expect("create stdout log");
+    Command::new("prosody")
+        .arg("-F")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().expect("clone log handle"))
+        .stderr(output)
+        .spawn()
+        .expect("spawn prosody (is it installed? apt-get install prosody)")
 }
 
 fn config_path(dir: &Path) -> PathBuf {

@@ -1,0 +1,67 @@
+//! The component link survives the XMPP server: it retries with backoff while the
+//! server is down and comes back online when it returns, logging each attempt.
+
+mod common;
+
+use std::time::Duration;
+
+use common::c2s::{login, within};
+use common::dsps::Dsps;
+use common::prosody::Prosody;
+use dsps::client::session::DspsClient;
+use dsps::proto::query::CreateRequest;
+
+const SECRET: &str = "link-test-secret";
+const DOMAIN: &str = "dsps.localhost";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_reconnects_after_the_server_restarts() {
+    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
+    let dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
+    assert_eq!(dsps.log().matches("component online").count(), 1);
+
+    prosody.stop();
+    // While the server is down the link logs failed attempts with a retry delay.
+    dsps.wait_for_log_async("component login failed", Duration::from_secs(10))
+        .await;
+    prosody.resume();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while dsps.log().matches("component online").count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "component did not come back online:\n{}",
+            dsps.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        dsps.log().contains("attempt=2"),
+        "attempts are numbered in the log"
+    );
+
+    // And it serves again.
+    let (x, _inc) = login(&prosody, "alice", "pw").await;
+    let seat = within(DspsClient::new(x, DOMAIN).create(&CreateRequest::default()))
+        .await
+        .expect("create after reconnect");
+    assert!(seat.peer_jid.starts_with("dsps.localhost/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_waits_for_a_server_that_is_not_up_yet() {
+    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
+    prosody.stop();
+    let dsps = Dsps::spawn(&prosody.component_addr, DOMAIN, SECRET, "");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dsps.log().matches("component login failed").count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retries logged:\n{}",
+            dsps.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    prosody.resume();
+    dsps.wait_for_log_async("component online", Duration::from_secs(20))
+        .await;
+}
