@@ -203,6 +203,7 @@ fn execute(
                     queue,
                     members,
                     traffic: attach.traffic,
+                    min_rate: attach.min_rate,
                 }),
             );
         }

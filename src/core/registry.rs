@@ -19,6 +19,7 @@ use minidom::Element;
 use tracing::{debug, info};
 
 use super::ids;
+use super::throughput::ThroughputSnapshot;
 use super::timers::{TimerId, TimerKey, Timers};
 use crate::proto::error::DspsError;
 use crate::proto::handshake::Hello;
@@ -44,6 +45,20 @@ pub struct Traffic {
     pub tx: [f64; 5],
     /// Seconds of transfer time seen (capped at 16), for the minthroughput check.
     pub transfer_secs: u32,
+}
+
+impl Traffic {
+    /// Both directions added up, as `who` reports them and `minthroughput` checks them.
+    pub fn combined(&self) -> ThroughputSnapshot {
+        let mut averages = [0.0; 5];
+        for (i, a) in averages.iter_mut().enumerate() {
+            *a = self.rx[i] + self.tx[i];
+        }
+        ThroughputSnapshot {
+            averages,
+            transfer_secs: self.transfer_secs,
+        }
+    }
 }
 
 /// Where a connection publishes its [`Traffic`].
@@ -107,6 +122,9 @@ pub struct Attach {
     pub role: Role,
     /// Where it publishes its throughput.
     pub traffic: TrafficSlot,
+    /// The stream's `minthroughput` in bytes/s (0 = none): below it over 16 s of
+    /// transfer time, the connection closes itself (seat kept, PROFILE 16).
+    pub min_rate: u64,
 }
 
 /// Something to do.
@@ -206,6 +224,7 @@ impl Seat {
 struct DspsStream {
     init: u64,
     minthroughput: String,
+    min_rate: u64,
     maxpublic: u32,
     public_resource: Option<String>,
     comments: Vec<Element>,
@@ -528,11 +547,12 @@ impl Registry {
                 Some("create needs a full JID"),
             );
         }
-        let minthroughput = match c.minthroughput.as_deref().map(str::trim) {
-            None | Some("") => "0".to_string(),
-            Some(m) if m.starts_with('-') => "0".to_string(),
+        // XEP: "If omitted or negative, 0 is assumed."
+        let (minthroughput, min_rate) = match c.minthroughput.as_deref().map(str::trim) {
+            None | Some("") => ("0".to_string(), 0),
+            Some(m) if m.starts_with('-') => ("0".to_string(), 0),
             Some(m) => match crate::proto::units::parse_rate(m) {
-                Ok(_) => m.to_string(),
+                Ok(rate) => (m.to_string(), rate),
                 Err(_) => {
                     return Self::reply_error(
                         out,
@@ -548,6 +568,7 @@ impl Registry {
         let mut stream = DspsStream {
             init: now.unix,
             minthroughput,
+            min_rate,
             maxpublic: c.maxpublic,
             public_resource: None,
             comments: c.comments,
@@ -1185,6 +1206,7 @@ impl Registry {
         if let SeatState::Waiting { timer: Some(t), .. } = s.state {
             self.timers.cancel(t);
         }
+        let min_rate = self.streams[&sid].min_rate;
         let s = self
             .seat_mut(sid, seat)
             .expect("conn belongs to a live seat");
@@ -1195,6 +1217,7 @@ impl Registry {
             peer_id: s.id.to_string(),
             role: s.role,
             traffic: s.traffic.clone(),
+            min_rate,
         };
         info!(stream = sid, peer = %s.jid, id = s.id, "connected");
         out.push(Action::RelayAttach { conn, attach });
@@ -1390,11 +1413,10 @@ impl Registry {
 
 /// The five-field throughput string of a seat: received plus sent, per window.
 fn format_traffic(slot: &TrafficSlot) -> String {
-    let t = *slot.lock().unwrap_or_else(|p| p.into_inner());
-    (0..5)
-        .map(|i| crate::proto::units::format_rate(t.rx[i] + t.tx[i]))
-        .collect::<Vec<_>>()
-        .join("/")
+    slot.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .combined()
+        .format()
 }
 
 #[cfg(test)]

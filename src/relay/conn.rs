@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::plane::{routes_to, Members};
 use crate::core::registry::{ConnId, TrafficSlot};
-use crate::core::throughput::ThroughputMeter;
+use crate::core::throughput::{ThroughputMeter, ThroughputSnapshot};
 use crate::proto::block::{write_header, MAX_HEADER_LEN};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
@@ -103,6 +103,8 @@ pub struct Attached {
     pub members: watch::Receiver<Members>,
     /// Where to publish throughput.
     pub traffic: TrafficSlot,
+    /// The stream's minthroughput in bytes/s (0 = none).
+    pub min_rate: u64,
 }
 
 /// Runs one accepted connection to its end, then reports `Closed`.
@@ -197,30 +199,39 @@ struct TrafficPublisher {
     last: Instant,
     slot: TrafficSlot,
     rx: bool,
+    min_rate: u64,
 }
 
+/// Why a connection closes itself for being too slow.
+const TOO_SLOW: &str = "16-second average throughput below the stream's minthroughput";
+
 impl TrafficPublisher {
-    fn new(slot: TrafficSlot, rx: bool) -> Self {
+    fn new(slot: TrafficSlot, rx: bool, min_rate: u64) -> Self {
         TrafficPublisher {
             meter: ThroughputMeter::default(),
             last: Instant::now(),
             slot,
             rx,
+            min_rate,
         }
     }
 
-    fn record(&mut self, bytes: usize, started: Instant) {
+    /// Records a transfer; publishes at most once a second, and then also checks
+    /// minthroughput. Returns false when the peer is too slow and must go.
+    fn record(&mut self, bytes: usize, started: Instant) -> bool {
         let now = Instant::now();
         // Time spent blocked on the peer counts as transfer time (slow peers show
         // low rates instead of vanishing from the averages).
         self.meter.record_span(bytes as u64, started, now);
         if now.duration_since(self.last) >= TRAFFIC_PUBLISH_EVERY {
             self.last = now;
-            self.publish(now);
+            return !self.publish(now).is_below(self.min_rate);
         }
+        true
     }
 
-    fn publish(&self, now: Instant) {
+    /// Publishes this direction and returns both directions combined.
+    fn publish(&self, now: Instant) -> ThroughputSnapshot {
         let averages = self.meter.averages(now);
         let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if self.rx {
@@ -229,6 +240,7 @@ impl TrafficPublisher {
             t.tx = averages;
         }
         t.transfer_secs = t.transfer_secs.max(self.meter.transfer_secs(now));
+        t.combined()
     }
 }
 
@@ -257,11 +269,14 @@ where
         queue,
         members,
         traffic,
+        min_rate,
     } = a;
+    let rx_meter = TrafficPublisher::new(traffic.clone(), true, min_rate);
+    let tx_meter = TrafficPublisher::new(traffic, false, min_rate);
     let reader = read_blocks(
-        conn, rd, leftover, &peer_id, role, members, &traffic, settings,
+        conn, rd, leftover, &peer_id, role, members, rx_meter, settings,
     );
-    let writer = write_blocks(wr, queue, control, &traffic);
+    let writer = write_blocks(wr, queue, control, tx_meter);
     tokio::select! {
         r = reader => r,
         w = writer => w,
@@ -277,13 +292,12 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     peer_id: &str,
     role: Role,
     mut members: watch::Receiver<Members>,
-    traffic: &TrafficSlot,
+    mut meter: TrafficPublisher,
     settings: &RelaySettings,
 ) -> String {
     let unit = MAX_HEADER_LEN + settings.block_size;
     let mut arena = BytesMut::with_capacity(unit * ARENA_BLOCKS);
     let mut view = members.borrow_and_update().clone();
-    let mut meter = TrafficPublisher::new(traffic.clone(), true);
     let mut leftover = leftover;
     loop {
         arena.reserve(unit);
@@ -314,7 +328,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         block.advance(MAX_HEADER_LEN - h);
         let block = block.freeze();
         // Waiting for the peer to send is idle time, not transfer time.
-        meter.record(n, Instant::now());
+        let fast_enough = meter.record(n, Instant::now());
         if members.has_changed().unwrap_or(false) {
             view = members.borrow_and_update().clone();
         }
@@ -323,6 +337,9 @@ async fn read_blocks<R: AsyncRead + Unpin>(
                 // An error means that recipient is gone; the others still get it.
                 let _ = m.queue.send(block.clone()).await;
             }
+        }
+        if !fast_enough {
+            return TOO_SLOW.into();
         }
     }
 }
@@ -349,9 +366,8 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
-    traffic: &TrafficSlot,
+    mut meter: TrafficPublisher,
 ) -> String {
-    let mut meter = TrafficPublisher::new(traffic.clone(), false);
     let mut draining = false;
     while !draining {
         let block = tokio::select! {
@@ -380,7 +396,12 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 },
                 r = wr.write(&block[off..]) => match r {
                     Ok(0) => return "peer stopped accepting data".into(),
-                    Ok(k) => { off += k; meter.record(k, started); }
+                    Ok(k) => {
+                        off += k;
+                        if !meter.record(k, started) && !draining {
+                            return TOO_SLOW.into();
+                        }
+                    }
                     Err(e) => return format!("write failed: {e}"),
                 },
             }
@@ -391,7 +412,8 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         while let Ok(b) = queue.try_recv() {
             let started = Instant::now();
             wr.write_all(&b).await?;
-            meter.record(b.len(), started);
+            // Draining ends the connection anyway; the rate no longer matters.
+            let _ = meter.record(b.len(), started);
         }
         wr.shutdown().await
     };
