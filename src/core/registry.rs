@@ -122,8 +122,9 @@ pub struct Attach {
     pub role: Role,
     /// Where it publishes its throughput.
     pub traffic: TrafficSlot,
-    /// The stream's `minthroughput` in bytes/s (0 = none): below it over 16 s of
-    /// transfer time, the connection closes itself (seat kept, PROFILE 16).
+    /// The stream's `minthroughput` in bytes/s (0 = none): a peer slower than this
+    /// over 16 s of the relay waiting on its socket is disconnected, seat kept
+    /// (PROFILE 16; see `core::throughput::BusyRate`).
     pub min_rate: u64,
 }
 
@@ -1055,9 +1056,9 @@ impl Registry {
         Self::send(out, iq.result(Some(Element::from(&stats))));
     }
 
-    /// `stats` to the bare JID: one `<query type='stats'/>` per public stream. An
-    /// iq has one payload, so the queries are wrapped as children of the first
-    /// (PROFILE 19 keeps the XEP's shape: the first query, then siblings inside it).
+    /// `stats` to the bare JID: one `<query type='stats'/>` per public stream, as
+    /// siblings in the result (XEP "Stream statistics"; PROFILE 19), or one empty
+    /// query when there is none.
     fn public_stats(&mut self, iq: &Iq, out: &mut Out) {
         let mut ids: Vec<_> = self
             .streams
@@ -1066,18 +1067,21 @@ impl Registry {
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
-        let mut wrapper = attr(Element::builder("query", NS_DSPS), "type", "stats");
-        for sid in ids {
-            let stream = &self.streams[&sid];
+        let mut result = iq.result(None).to_element(NS_COMPONENT);
+        for sid in &ids {
+            let stream = &self.streams[sid];
             let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
             stats.peers = stream
                 .public_resource
                 .iter()
                 .map(|r| self.peer_jid(r))
                 .collect();
-            wrapper = wrapper.append(Element::from(&stats));
+            result.append_child(Element::from(&stats));
         }
-        Self::send(out, iq.result(Some(wrapper.build())));
+        if ids.is_empty() {
+            result.append_child(attr(Element::builder("query", NS_DSPS), "type", "stats").build());
+        }
+        out.push(Action::Send(result));
     }
 
     // ---- handshake ---------------------------------------------------------------

@@ -28,7 +28,7 @@
 //! No I/O, no clock: every method takes the `Instant` to use. Memory is O(16).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::proto::units::format_rate;
 
@@ -331,5 +331,102 @@ mod tests {
         // so a sub-KB value is in bytes and our example's third field is in KB.
         assert_eq!(snapshot.format(), "1KB/1.1KB/972.8KB/1KB/3KB");
         assert_eq!(ThroughputSnapshot::default().format(), "0B/0B/0B/0B/0B");
+    }
+}
+
+/// The `minthroughput` check's measure: bytes written to a peer divided by the time
+/// the relay spent waiting on that peer's socket, over the last 16 seconds of such
+/// waiting (XEP "Time is measured only during data transfer").
+///
+/// Why not the wall-clock averages above: a stream runs at the pace of its slowest
+/// peer, so by wall clock every peer of a slow stream looks slow, and the check
+/// would throw out the fast peers along with the one holding them back. Time spent
+/// *blocked on a socket* singles out the peer that cannot keep up: a fast peer's
+/// writes complete at once and it never accumulates 16 s of waiting.
+#[derive(Debug, Default)]
+pub struct BusyRate {
+    samples: VecDeque<(Duration, u64)>,
+    busy: Duration,
+    bytes: u64,
+}
+
+/// How much waiting time the `minthroughput` check looks back over.
+pub const BUSY_WINDOW: Duration = Duration::from_secs(16);
+
+impl BusyRate {
+    /// Records `bytes` written to the peer in `busy` time.
+    pub fn record(&mut self, bytes: u64, busy: Duration) {
+        self.samples.push_back((busy, bytes));
+        self.busy += busy;
+        self.bytes += bytes;
+        while let Some(&(b, n)) = self.samples.front() {
+            if self.busy.saturating_sub(b) < BUSY_WINDOW {
+                break;
+            }
+            self.samples.pop_front();
+            self.busy -= b;
+            self.bytes -= n;
+        }
+    }
+
+    /// Whether the peer is below `min` bytes/s, counting a write still pending for
+    /// `pending` (a peer that stopped reading never completes a write). Only once
+    /// 16 s of waiting have been seen; `min == 0` never triggers.
+    pub fn is_below(&self, min: u64, pending: Duration) -> bool {
+        let busy = self.busy + pending;
+        min > 0 && busy >= BUSY_WINDOW && (self.bytes as f64) < min as f64 * busy.as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn fast_writes_never_accumulate_a_window() {
+        let mut r = BusyRate::default();
+        for _ in 0..100_000 {
+            r.record(16_384, Duration::from_micros(5));
+        }
+        assert!(!r.is_below(1 << 30, Duration::ZERO));
+    }
+
+    #[test]
+    fn a_slow_peer_is_below_after_sixteen_seconds_of_waiting() {
+        let mut r = BusyRate::default();
+        for _ in 0..15 {
+            r.record(1024, Duration::from_secs(1));
+        }
+        assert!(
+            !r.is_below(2048, Duration::ZERO),
+            "only 15 s of waiting so far"
+        );
+        r.record(1024, Duration::from_secs(1));
+        assert!(r.is_below(2048, Duration::ZERO));
+        assert!(
+            !r.is_below(1024, Duration::ZERO),
+            "exactly at the minimum is fine"
+        );
+        assert!(!r.is_below(0, Duration::ZERO), "0 means no minimum");
+    }
+
+    #[test]
+    fn a_stuck_write_counts_while_pending() {
+        let mut r = BusyRate::default();
+        r.record(1 << 20, Duration::from_millis(100));
+        assert!(!r.is_below(64 * 1024, Duration::from_secs(10)));
+        assert!(r.is_below(128 * 1024, Duration::from_secs(16)));
+    }
+
+    #[test]
+    fn old_waiting_falls_out_of_the_window() {
+        let mut r = BusyRate::default();
+        r.record(10, Duration::from_secs(16));
+        assert!(r.is_below(100, Duration::ZERO));
+        // Sixteen fast seconds later the slow start is forgotten.
+        for _ in 0..16 {
+            r.record(1_000_000, Duration::from_secs(1));
+        }
+        assert!(!r.is_below(100, Duration::ZERO));
     }
 }

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::plane::{routes_to, Members};
 use crate::core::registry::{ConnId, TrafficSlot};
-use crate::core::throughput::{ThroughputMeter, ThroughputSnapshot};
+use crate::core::throughput::{BusyRate, ThroughputMeter, ThroughputSnapshot};
 use crate::proto::block::{write_header, MAX_HEADER_LEN};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
@@ -35,6 +35,8 @@ use crate::proto::query::Role;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a connection publishes its throughput for `who`.
 pub const TRAFFIC_PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How often a pending write re-checks the stream's minthroughput.
+pub const MIN_RATE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Blocks per read arena: reads are carved out of one allocation this many blocks
 /// big, so a block costs no allocation of its own, while a slow reader pins at most
 /// a few arenas' worth of memory per queued block.
@@ -199,38 +201,34 @@ struct TrafficPublisher {
     last: Instant,
     slot: TrafficSlot,
     rx: bool,
-    min_rate: u64,
 }
 
 /// Why a connection closes itself for being too slow.
-const TOO_SLOW: &str = "16-second average throughput below the stream's minthroughput";
+const TOO_SLOW: &str = "throughput over 16 s of waiting on its socket is below minthroughput";
 
 impl TrafficPublisher {
-    fn new(slot: TrafficSlot, rx: bool, min_rate: u64) -> Self {
+    fn new(slot: TrafficSlot, rx: bool) -> Self {
         TrafficPublisher {
             meter: ThroughputMeter::default(),
             last: Instant::now(),
             slot,
             rx,
-            min_rate,
         }
     }
 
-    /// Records a transfer; publishes at most once a second, and then also checks
-    /// minthroughput. Returns false when the peer is too slow and must go.
-    fn record(&mut self, bytes: usize, started: Instant) -> bool {
+    /// Records a transfer; publishes at most once a second.
+    fn record(&mut self, bytes: usize, started: Instant) {
         let now = Instant::now();
         // Time spent blocked on the peer counts as transfer time (slow peers show
         // low rates instead of vanishing from the averages).
         self.meter.record_span(bytes as u64, started, now);
         if now.duration_since(self.last) >= TRAFFIC_PUBLISH_EVERY {
             self.last = now;
-            return !self.publish(now).is_below(self.min_rate);
+            self.publish(now);
         }
-        true
     }
 
-    /// Publishes this direction and returns both directions combined.
+    /// Publishes this direction; returns both directions combined.
     fn publish(&self, now: Instant) -> ThroughputSnapshot {
         let averages = self.meter.averages(now);
         let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
@@ -271,12 +269,12 @@ where
         traffic,
         min_rate,
     } = a;
-    let rx_meter = TrafficPublisher::new(traffic.clone(), true, min_rate);
-    let tx_meter = TrafficPublisher::new(traffic, false, min_rate);
+    let rx_meter = TrafficPublisher::new(traffic.clone(), true);
+    let tx_meter = TrafficPublisher::new(traffic, false);
     let reader = read_blocks(
         conn, rd, leftover, &peer_id, role, members, rx_meter, settings,
     );
-    let writer = write_blocks(wr, queue, control, tx_meter);
+    let writer = write_blocks(wr, queue, control, tx_meter, min_rate);
     tokio::select! {
         r = reader => r,
         w = writer => w,
@@ -328,7 +326,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         block.advance(MAX_HEADER_LEN - h);
         let block = block.freeze();
         // Waiting for the peer to send is idle time, not transfer time.
-        let fast_enough = meter.record(n, Instant::now());
+        meter.record(n, Instant::now());
         if members.has_changed().unwrap_or(false) {
             view = members.borrow_and_update().clone();
         }
@@ -337,9 +335,6 @@ async fn read_blocks<R: AsyncRead + Unpin>(
                 // An error means that recipient is gone; the others still get it.
                 let _ = m.queue.send(block.clone()).await;
             }
-        }
-        if !fast_enough {
-            return TOO_SLOW.into();
         }
     }
 }
@@ -367,8 +362,14 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
     mut meter: TrafficPublisher,
+    min_rate: u64,
 ) -> String {
     let mut draining = false;
+    let mut busy = BusyRate::default();
+    // A peer that stopped reading never completes a write, so the minthroughput
+    // check also runs on a timer while a write is pending.
+    let mut check = tokio::time::interval(MIN_RATE_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !draining {
         let block = tokio::select! {
             biased;
@@ -396,15 +397,19 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 },
                 r = wr.write(&block[off..]) => match r {
                     Ok(0) => return "peer stopped accepting data".into(),
-                    Ok(k) => {
-                        off += k;
-                        if !meter.record(k, started) && !draining {
-                            return TOO_SLOW.into();
-                        }
-                    }
+                    Ok(k) => { off += k; meter.record(k, started); }
                     Err(e) => return format!("write failed: {e}"),
                 },
+                _ = check.tick(), if min_rate > 0 && !draining => {
+                    if busy.is_below(min_rate, started.elapsed()) {
+                        return TOO_SLOW.into();
+                    }
+                }
             }
+        }
+        busy.record(block.len() as u64, started.elapsed());
+        if !draining && busy.is_below(min_rate, Duration::ZERO) {
+            return TOO_SLOW.into();
         }
     }
     // XEP "Stream shutdown": what the masters sent reaches this peer before it goes.
@@ -412,8 +417,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         while let Ok(b) = queue.try_recv() {
             let started = Instant::now();
             wr.write_all(&b).await?;
-            // Draining ends the connection anyway; the rate no longer matters.
-            let _ = meter.record(b.len(), started);
+            meter.record(b.len(), started);
         }
         wr.shutdown().await
     };
