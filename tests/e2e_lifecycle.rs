@@ -398,38 +398,31 @@ async fn wait_expiry_after_disconnection_drops_the_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
-    const LEN: usize = 6 * 1024 * 1024;
+    // Small enough to sit in bob's queue (the window) while he reads nothing, so
+    // the drop finds it all still queued and the drain must deliver it.
+    const LEN: usize = 512 * 1024;
     let w = world(&["alice", "bob"], "");
     let (alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
     let (mut ar, mut aw) = alice.connect(&a_seat).await;
     let (mut br, _bw) = bob.connect(&b_seat).await;
     let payload: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
     let want = Sha256::digest(&payload).to_vec();
-    // bob does not read yet: the window fills and alice is paced by him.
-    let sender = tokio::spawn(async move {
-        aw.write_all(&payload).await.unwrap();
-        aw.shutdown().await.unwrap();
-        // The server closes alice's socket once it has read all she sent; bob's
-        // queue still holds up to a window of it then, which the drain must deliver.
-        while ar.next_block().await.map(|b| b.is_some()).unwrap_or(false) {}
-    });
-    let mut h = Sha256::new();
-    let mut got = 0usize;
+    aw.write_all(&payload).await.unwrap();
+    aw.shutdown().await.unwrap();
+    // The server closes alice's socket once it has read (and queued) all she sent.
+    within(async { while ar.next_block().await.map(|b| b.is_some()).unwrap_or(false) {} }).await;
+    // alice leaves for good; only now does bob start reading.
+    within(alice.dsps.admin(&a_seat, &drop_peer(&alice.jid)))
+        .await
+        .unwrap();
     let reader = tokio::spawn(async move {
+        let (mut h, mut got) = (Sha256::new(), 0usize);
         while let Some(b) = br.next_block().await.expect("well-formed blocks") {
             got += b.data.len();
             h.update(&b.data);
         }
         (got, h.finalize().to_vec())
     });
-    tokio::time::timeout(Duration::from_secs(30), sender)
-        .await
-        .unwrap()
-        .unwrap();
-    // alice leaves for good while bob may still have data queued.
-    within(alice.dsps.admin(&a_seat, &drop_peer(&alice.jid)))
-        .await
-        .unwrap();
     let (got, sum) = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
         .unwrap()
