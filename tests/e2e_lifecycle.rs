@@ -398,13 +398,18 @@ async fn wait_expiry_after_disconnection_drops_the_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
-    // Small enough to sit in bob's queue (the window) while he reads nothing, so
-    // the drop finds it all still queued and the drain must deliver it.
-    const LEN: usize = 512 * 1024;
-    let w = world(&["alice", "bob"], "");
+    // More than the kernel's socket buffers hold (≤ 4 MiB here), less than bob's
+    // queue (a 1024-block window, 16 MiB): when alice is gone, megabytes are still
+    // queued in the relay for bob, and only the drain can deliver them.
+    const LEN: usize = 8 * 1024 * 1024;
+    let w = world(&["alice", "bob"], "window = 1024");
     let (alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
     let (mut ar, mut aw) = alice.connect(&a_seat).await;
-    let (mut br, _bw) = bob.connect(&b_seat).await;
+    // A tiny socket buffer keeps what bob has not read in the server's queue.
+    let (mut br, _bw) = within(bob.dsps.connect_with(&b_seat, None, Some(4096)))
+        .await
+        .expect("bob connects")
+        .into_split();
     let payload: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
     let want = Sha256::digest(&payload).to_vec();
     aw.write_all(&payload).await.unwrap();

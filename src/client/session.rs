@@ -385,12 +385,38 @@ impl DspsClient {
     /// overrides the advertised host:port (e.g. when the host name does not
     /// resolve from here).
     pub async fn connect(&self, seat: &Seat, addr: Option<&str>) -> Result<DataConn, ClientError> {
+        self.connect_with(seat, addr, None).await
+    }
+
+    /// [`DspsClient::connect`] with a socket receive buffer of `recv_buffer` bytes
+    /// (a small one makes this peer feel back-pressure sooner).
+    pub async fn connect_with(
+        &self,
+        seat: &Seat,
+        addr: Option<&str>,
+        recv_buffer: Option<u32>,
+    ) -> Result<DataConn, ClientError> {
         let target = match addr {
             Some(a) => a.to_string(),
             None => format!("{}:{}", seat.info.host, seat.info.port),
         };
         let step = |what| move |_| ClientError::Timeout(what);
-        let mut tcp = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(&target))
+        let dial = async {
+            let addr = tokio::net::lookup_host(&target)
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other(format!("{target} does not resolve")))?;
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            if let Some(n) = recv_buffer {
+                socket.set_recv_buffer_size(n)?;
+            }
+            socket.connect(addr).await
+        };
+        let mut tcp = tokio::time::timeout(REQUEST_TIMEOUT, dial)
             .await
             .map_err(step("connecting to the relay port"))??;
         tcp.set_nodelay(true)?;
