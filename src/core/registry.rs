@@ -174,6 +174,8 @@ enum SeatState {
         iq_ids: Vec<String>,
         wait_ms: u64,
         timer: Option<TimerId>,
+        /// When the invitation expires (None = never), for re-sent invitations.
+        expires: Option<Instant>,
     },
     Waiting {
         handshake: Option<ConnId>,
@@ -188,6 +190,9 @@ enum SeatState {
 struct Seat {
     id: u32,
     jid: String,
+    /// The JID the seat was made for (the invitation's `<peer/>`); `jid` becomes the
+    /// accepting full JID, but `timeout` reports name this one (XEP "Stream administration").
+    invited: String,
     role: Role,
     public: bool,
     resource: Option<String>,
@@ -607,6 +612,7 @@ impl Registry {
             Seat {
                 id,
                 jid: jid.to_string(),
+                invited: jid.to_string(),
                 role,
                 public,
                 resource: None,
@@ -785,18 +791,25 @@ impl Registry {
             // XEP "Invitation to stream": several inviters of one invitee share one
             // pending acknowledge, re-sent with every inviter listed.
             let s = self.seat_mut(sid, seat).expect("just found");
-            let SeatState::Invited { resource, .. } = &s.state else {
+            let SeatState::Invited {
+                resource, expires, ..
+            } = &s.state
+            else {
                 debug!(
                     stream = sid,
                     invitee, "already a member; invitation ignored"
                 );
                 return;
             };
+            // The first invitation's deadline stands; advertise what is left of it.
+            let left_ms = expires.map_or(0, |at| {
+                (at.saturating_duration_since(now.mono).as_millis() as u64).max(1)
+            });
             let resource = resource.clone();
             if !s.inviters.iter().any(|i| i == inviter) {
                 s.inviters.push(inviter.to_string());
             }
-            self.send_invitation(sid, seat, &resource, expire_ms, comments, out);
+            self.send_invitation(sid, seat, &resource, left_ms, comments, out);
             return;
         }
         let seat = self.add_seat(sid, invitee, role, false, vec![inviter.to_string()]);
@@ -812,6 +825,7 @@ impl Registry {
             iq_ids: Vec::new(),
             wait_ms,
             timer,
+            expires: ms(expire_ms).map(|d| now.mono + d),
         };
         info!(stream = sid, %invitee, role = role.as_str(), "invited");
         self.send_invitation(sid, seat, &res, expire_ms, comments, out);
@@ -863,6 +877,7 @@ impl Registry {
             iq_ids,
             wait_ms,
             timer,
+            ..
         } = std::mem::replace(
             &mut s.state,
             SeatState::Waiting {
@@ -886,18 +901,20 @@ impl Registry {
             self.accept_seat(sid, seat, from, wait_ms, now, out, None);
         } else {
             info!(stream = sid, peer = from, status, "invitation rejected");
-            self.report_and_forget(sid, seat, "reject", from, out);
+            self.report_and_forget(sid, seat, "reject", from, now, out);
         }
     }
 
     /// Sends `<peer acknowledge=reason>` to every inviter still in the stream, then
-    /// forgets the seat (XEP "Stream administration": failures after the fact).
+    /// forgets the seat (XEP "Stream administration": failures after the fact). An
+    /// invited or never-connected master may be the last one: then the stream ends.
     fn report_and_forget(
         &mut self,
         sid: StreamId,
         seat: u32,
         reason: &str,
         jid: &str,
+        now: Now,
         out: &mut Out,
     ) {
         let Some(stream) = self.streams.get_mut(&sid) else {
@@ -919,6 +936,9 @@ impl Registry {
             if let Some(from) = target {
                 self.push(out, IqKind::Set, &from, inviter, Element::from(&report));
             }
+        }
+        if s.role == Role::Master && self.streams[&sid].masters() == 0 {
+            self.shutdown_stream(sid, now, out);
         }
     }
 
@@ -1376,7 +1396,7 @@ impl Registry {
                     {
                         *timer = None;
                     }
-                    self.report_and_forget(key.stream, key.seat, "expire", &jid, out);
+                    self.report_and_forget(key.stream, key.seat, "expire", &jid, now, out);
                 }
                 SeatState::Waiting { handshake, .. } => {
                     let handshake = *handshake;
@@ -1397,16 +1417,8 @@ impl Registry {
                                 reason: "wait expired",
                             });
                         }
-                        let was_master = s.role == Role::Master;
-                        self.report_and_forget(key.stream, key.seat, "timeout", &jid, out);
-                        if was_master
-                            && self
-                                .streams
-                                .get(&key.stream)
-                                .is_some_and(|st| st.masters() == 0)
-                        {
-                            self.shutdown_stream(key.stream, now, out);
-                        }
+                        let invited = s.invited.clone();
+                        self.report_and_forget(key.stream, key.seat, "timeout", &invited, now, out);
                     }
                 }
                 SeatState::Connected { .. } => {}
