@@ -19,7 +19,7 @@ use minidom::Element;
 use tracing::{debug, info};
 
 use super::ids;
-use super::throughput::ThroughputSnapshot;
+use super::throughput::{ThroughputMeter, ThroughputSnapshot};
 use super::timers::{TimerId, TimerKey, Timers};
 use crate::proto::error::DspsError;
 use crate::proto::handshake::Hello;
@@ -35,33 +35,33 @@ pub type ConnId = u64;
 /// A stream, numbered by the registry.
 pub type StreamId = u64;
 
-/// Bytes per second over the last 1, 2, 4, 8, 16 s of transfer time, per direction,
-/// written by the peer's connection (at most once a second) and read by `who`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// A seat's throughput meters, one per direction: the peer's connection records into
+/// them as data moves and `who` reads the averages at the moment it is asked, so the
+/// figures include the last second of a transfer that has since gone quiet.
+#[derive(Debug, Clone, Default)]
 pub struct Traffic {
     /// Received from the peer.
-    pub rx: [f64; 5],
+    pub rx: ThroughputMeter,
     /// Sent to the peer.
-    pub tx: [f64; 5],
-    /// Seconds of transfer time seen (capped at 16), for the minthroughput check.
-    pub transfer_secs: u32,
+    pub tx: ThroughputMeter,
 }
 
 impl Traffic {
-    /// Both directions added up, as `who` reports them and `minthroughput` checks them.
-    pub fn combined(&self) -> ThroughputSnapshot {
+    /// Both directions added up at `now`, as `who` reports them.
+    pub fn combined(&self, now: Instant) -> ThroughputSnapshot {
+        let (rx, tx) = (self.rx.averages(now), self.tx.averages(now));
         let mut averages = [0.0; 5];
         for (i, a) in averages.iter_mut().enumerate() {
-            *a = self.rx[i] + self.tx[i];
+            *a = rx[i] + tx[i];
         }
         ThroughputSnapshot {
             averages,
-            transfer_secs: self.transfer_secs,
+            transfer_secs: self.rx.transfer_secs(now).max(self.tx.transfer_secs(now)),
         }
     }
 }
 
-/// Where a connection publishes its [`Traffic`].
+/// Where a connection records its [`Traffic`].
 pub type TrafficSlot = Arc<Mutex<Traffic>>;
 
 /// Service-wide settings the registry needs.
@@ -120,7 +120,7 @@ pub struct Attach {
     pub peer_id: String,
     /// Its rights (decides where its data goes).
     pub role: Role,
-    /// Where it publishes its throughput.
+    /// Where it records its throughput.
     pub traffic: TrafficSlot,
     /// The stream's `minthroughput` in bytes/s (0 = none): a peer slower than this
     /// over 16 s of the relay waiting on its socket is disconnected, seat kept
@@ -440,7 +440,7 @@ impl Registry {
                 }
                 match request {
                     Ok(Request::Auth(key)) => self.on_auth(iq, sid, seat, &key, out),
-                    Ok(Request::Who) => self.who(iq, sid, seat, out),
+                    Ok(Request::Who) => self.who(iq, sid, seat, now, out),
                     Ok(Request::Stats) => self.stream_stats(iq, sid, seat, out),
                     Ok(Request::Admin(a)) => self.admin(iq, sid, seat, a, now, out),
                     Ok(Request::Create(_)) => Self::reply_error(
@@ -1021,7 +1021,7 @@ impl Registry {
 
     // ---- information -------------------------------------------------------------
 
-    fn who(&mut self, iq: &Iq, sid: StreamId, seat: u32, out: &mut Out) {
+    fn who(&mut self, iq: &Iq, sid: StreamId, seat: u32, now: Now, out: &mut Out) {
         let stream = &self.streams[&sid];
         let me = &stream.seats[&seat];
         let peers = stream
@@ -1032,7 +1032,7 @@ impl Registry {
                 role: s.role,
                 id: s.id.to_string(),
                 status: s.who_status().to_string(),
-                throughput: format_traffic(&s.traffic),
+                throughput: format_traffic(&s.traffic, now.mono),
                 jid: s.shown_jid().to_string(),
             })
             .collect();
@@ -1427,11 +1427,11 @@ impl Registry {
     }
 }
 
-/// The five-field throughput string of a seat: received plus sent, per window.
-fn format_traffic(slot: &TrafficSlot) -> String {
+/// The five-field throughput string of a seat at `now`: received plus sent, per window.
+fn format_traffic(slot: &TrafficSlot, now: Instant) -> String {
     slot.lock()
         .unwrap_or_else(|p| p.into_inner())
-        .combined()
+        .combined(now)
         .format()
 }
 

@@ -151,8 +151,7 @@ fn slot_of(origin: Instant, at: Instant) -> u64 {
     at.saturating_duration_since(origin).as_secs()
 }
 
-/// A meter's figures at one instant: small and `Copy`, so the relay can publish one into a
-/// shared slot (at most once a second) for the XMPP side to read without touching the meter.
+/// A meter's figures at one instant, as `who` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ThroughputSnapshot {
     /// Bytes per second over the last 1, 2, 4, 8 and 16 transfer seconds.

@@ -26,15 +26,13 @@ use tracing::{debug, info, warn};
 
 use super::plane::{routes_to, Members};
 use crate::core::registry::{ConnId, TrafficSlot};
-use crate::core::throughput::{BusyRate, ThroughputMeter, ThroughputSnapshot};
+use crate::core::throughput::BusyRate;
 use crate::proto::block::{write_header, MAX_HEADER_LEN};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
 /// How long a drain (delivering what is queued before closing) may take.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a connection publishes its throughput for `who`.
-pub const TRAFFIC_PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// How often a pending write re-checks the stream's minthroughput.
 pub const MIN_RATE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Blocks per read arena: reads are carved out of one allocation this many blocks
@@ -103,7 +101,7 @@ pub struct Attached {
     pub queue: mpsc::Receiver<Bytes>,
     /// The stream's members.
     pub members: watch::Receiver<Members>,
-    /// Where to publish throughput.
+    /// Where to record throughput.
     pub traffic: TrafficSlot,
     /// The stream's minthroughput in bytes/s (0 = none).
     pub min_rate: u64,
@@ -183,7 +181,17 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Some(Control::Close(why)) => return Err(why.to_string()),
         other => return Err(format!("unexpected service answer {other:?}")),
     }
-    let key = read_line(io, buf).await?;
+    // The service may close this attempt while we wait for KEY2 (a wrong KEY1 in
+    // the auth iq, a newer attempt for the same pair, the seat dropped): listen for
+    // that too, or the socket would stay open until the handshake timeout.
+    let key = tokio::select! {
+        line = read_line(io, buf) => line?,
+        c = control_rx.recv() => return Err(match c {
+            Some(Control::Close(why)) => why.to_string(),
+            None => "service stopped".to_string(),
+            Some(other) => format!("unexpected service answer {other:?}"),
+        }),
+    };
     events
         .send(Event::Key { conn, key })
         .await
@@ -195,10 +203,9 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Publishes one direction's throughput into the seat's slot at most once a second.
-struct TrafficPublisher {
-    meter: ThroughputMeter,
-    last: Instant,
+/// Records one direction's throughput into the seat's shared meters, which `who`
+/// reads when asked.
+struct TrafficRecorder {
     slot: TrafficSlot,
     rx: bool,
 }
@@ -206,45 +213,19 @@ struct TrafficPublisher {
 /// Why a connection closes itself for being too slow.
 const TOO_SLOW: &str = "throughput over 16 s of waiting on its socket is below minthroughput";
 
-impl TrafficPublisher {
+impl TrafficRecorder {
     fn new(slot: TrafficSlot, rx: bool) -> Self {
-        TrafficPublisher {
-            meter: ThroughputMeter::default(),
-            last: Instant::now(),
-            slot,
-            rx,
-        }
+        TrafficRecorder { slot, rx }
     }
 
-    /// Records a transfer; publishes at most once a second.
+    /// Records a transfer of `bytes` that started at `started` and ends now.
     fn record(&mut self, bytes: usize, started: Instant) {
         let now = Instant::now();
+        let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        let meter = if self.rx { &mut t.rx } else { &mut t.tx };
         // Time spent blocked on the peer counts as transfer time (slow peers show
         // low rates instead of vanishing from the averages).
-        self.meter.record_span(bytes as u64, started, now);
-        if now.duration_since(self.last) >= TRAFFIC_PUBLISH_EVERY {
-            self.last = now;
-            self.publish(now);
-        }
-    }
-
-    /// Publishes this direction; returns both directions combined.
-    fn publish(&self, now: Instant) -> ThroughputSnapshot {
-        let averages = self.meter.averages(now);
-        let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        if self.rx {
-            t.rx = averages;
-        } else {
-            t.tx = averages;
-        }
-        t.transfer_secs = t.transfer_secs.max(self.meter.transfer_secs(now));
-        t.combined()
-    }
-}
-
-impl Drop for TrafficPublisher {
-    fn drop(&mut self) {
-        self.publish(Instant::now());
+        meter.record_span(bytes as u64, started, now);
     }
 }
 
@@ -269,8 +250,8 @@ where
         traffic,
         min_rate,
     } = a;
-    let rx_meter = TrafficPublisher::new(traffic.clone(), true);
-    let tx_meter = TrafficPublisher::new(traffic, false);
+    let rx_meter = TrafficRecorder::new(traffic.clone(), true);
+    let tx_meter = TrafficRecorder::new(traffic, false);
     let reader = read_blocks(
         conn, rd, leftover, &peer_id, role, members, rx_meter, settings,
     );
@@ -290,7 +271,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     peer_id: &str,
     role: Role,
     mut members: watch::Receiver<Members>,
-    mut meter: TrafficPublisher,
+    mut meter: TrafficRecorder,
     settings: &RelaySettings,
 ) -> String {
     let unit = MAX_HEADER_LEN + settings.block_size;
@@ -361,7 +342,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
-    mut meter: TrafficPublisher,
+    mut meter: TrafficRecorder,
     min_rate: u64,
 ) -> String {
     let mut draining = false;

@@ -7,3 +7,4 @@
 pub mod c2s;
 pub mod dsps;
 pub mod prosody;
+pub mod scenario;
