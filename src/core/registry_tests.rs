@@ -1189,13 +1189,21 @@ fn who_throughput_has_five_fields_of_received_plus_sent() {
     let mut a = h.create(ALICE);
     let out = h.handshake(&mut a);
     let (_, at) = attaches(&out).pop().unwrap();
-    *at.traffic.lock().unwrap() = Traffic {
-        rx: [1024.0, 512.0, 0.0, 1536.0, 3.0 * 1024.0 * 1024.0],
-        tx: [0.0, 614.0, 100.0, 0.0, 0.0],
-        transfer_secs: 16,
-    };
+    {
+        // 16 seconds of 1 KiB received, then one second of 1 KiB received plus
+        // 5 KiB sent: the newest second shows 6 KiB, older windows less.
+        let mut t = at.traffic.lock().unwrap();
+        let base = h.base;
+        for sec in 0..16 {
+            t.rx.record(1024, base + Duration::from_secs(sec));
+        }
+        t.rx.record(1024, base + Duration::from_secs(16));
+        t.tx.record(5 * 1024, base + Duration::from_secs(16));
+    }
+    h.elapsed = Duration::from_secs(17);
     let who = h.who(&a);
-    assert_eq!(who[0].throughput, "1KB/1.1KB/100B/1.5KB/3MB");
+    // tx has one second (5 KiB); rx has 1 KiB every second.
+    assert_eq!(who[0].throughput, "6KB/6KB/6KB/6KB/6KB");
 }
 
 #[test]
