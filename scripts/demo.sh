@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# End-to-end demo on this machine, loopback only: a private Prosody, dsps attached to
+# it, and a 64 MiB file sent from alice to bob and carol through the relay.
+#
+#   1. builds dsps and the send_file / recv_file examples (release);
+#   2. starts Prosody from conf/demo-prosody.cfg.lua.in in a temp dir on free
+#      127.0.0.1 ports and registers alice, bob and carol (random passwords);
+#   3. starts dsps (relay on a free 127.0.0.1 port) and waits until it is online;
+#   4. starts recv_file for bob and carol, runs send_file from alice to both, and
+#      checks that both received the file intact.
+#
+# Every process it starts is stopped by its PID on exit, and the temp dir is removed.
+# Nothing else is touched; a system-wide Prosody (if any) keeps running.
+# Environment: DEMO_SIZE_MIB (default 64), DEMO_PROFILE (release; "dev" builds faster
+# but transfers slower).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LIB_NAME=demo.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+SIZE_MIB=${DEMO_SIZE_MIB:-64}
+PROFILE=${DEMO_PROFILE:-release}
+DOMAIN=dsps.localhost
+START_TIMEOUT=15 # seconds for Prosody, dsps and each receiver to get ready
+
+ensure_cargo
+ensure_prosody
+
+# ---- processes and cleanup ------------------------------------------------------------
+
+PIDS=()
+WORK=""
+cleanup() {
+    local status=$?
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Prosody takes about a second to exit after SIGTERM; give everyone 5 s.
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ] && [ -n "$WORK" ]; then
+        local log
+        for log in prosody.log dsps.log bob.err carol.err; do
+            if [ -s "$WORK/$log" ]; then
+                echo "--- last lines of $log ---" >&2
+                tail -n 15 "$WORK/$log" >&2
+            fi
+        done
+    fi
+    [ -n "$WORK" ] && rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Waits until file $1 contains the fixed string $2; fails if process $3 exits first
+# or after $4 seconds.
+wait_for_line() {
+    local file=$1 needle=$2 pid=$3 secs=$4
+    local deadline=$((SECONDS + secs))
+    until grep -qF -- "$needle" "$file" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# A 127.0.0.1 TCP port nobody is using right now (not listening, not connected).
+# Another process may still take it before we do; Prosody's log tells, and we retry.
+free_port() {
+    local used port
+    used=" $(for f in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$f" ] && tail -n +2 "$f" | while read -r _ addr _; do
+            printf '%d ' "$((16#${addr##*:}))"
+        done
+    done) "
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        case "$used" in *" $port "*) continue ;; esac
+        echo "$port"
+        return
+    done
+}
+
+random_word() {
+    od -An -N12 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# ---- build ----------------------------------------------------------------------------
+
+note "building dsps, send_file and recv_file ($PROFILE)"
+cargo build --profile "$PROFILE" --bin dsps --example send_file --example recv_file
+case "$PROFILE" in dev) OUT=debug ;; *) OUT=$PROFILE ;; esac
+BIN="${CARGO_TARGET_DIR:-target}/$OUT"
+for b in "$BIN/dsps" "$BIN/examples/send_file" "$BIN/examples/recv_file"; do
+    [ -x "$b" ] || die "build did not produce $b"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dsps-demo.XXXXXX")
+mkdir -p "$WORK/data" "$WORK/certs"
+SECRET=$(random_word)
+PASSWORD=$(random_word)
+
+# ---- Prosody --------------------------------------------------------------------------
+
+start_prosody() {
+    C2S_PORT=$(free_port)
+    COMPONENT_PORT=$(free_port)
+    [ "$C2S_PORT" != "$COMPONENT_PORT" ] || return 1
+    sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|$C2S_PORT|g" \
+        -e "s|@COMPONENT_PORT@|$COMPONENT_PORT|g" -e "s|@DOMAIN@|$DOMAIN|g" \
+        -e "s|@SECRET@|$SECRET|g" conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
+    : >"$WORK/prosody.log"
+    prosody -F --config "$WORK/prosody.cfg.lua" </dev/null >"$WORK/prosody.out" 2>&1 &
+    PROSODY_PID=$!
+    PIDS+=("$PROSODY_PID")
+    # Prosody keeps running when a port is taken, so an open port proves nothing:
+    # wait for its own log line for each listener.
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        if grep -qF "Activated service 'c2s' on [127.0.0.1]:$C2S_PORT" "$WORK/prosody.log" &&
+            grep -qF "Activated service 'component' on [127.0.0.1]:$COMPONENT_PORT" "$WORK/prosody.log"; then
+            return 0
+        fi
+        if grep -qF "Failed to open server port" "$WORK/prosody.log" ||
+            ! kill -0 "$PROSODY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            kill -TERM "$PROSODY_PID" 2>/dev/null || true
+            wait "$PROSODY_PID" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# prosodyctl writes the accounts into data_path, which the server reads; the ports in
+# the config do not matter for this, so register once, before the first start.
+sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|0|g" -e "s|@COMPONENT_PORT@|0|g" \
+    -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@SECRET@|$SECRET|g" \
+    conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
+for user in alice bob carol; do
+    prosodyctl --config "$WORK/prosody.cfg.lua" register "$user" localhost "$PASSWORD" \
+        </dev/null >"$WORK/prosodyctl.out" 2>&1 ||
+        die "prosodyctl register $user failed: $(tail -n 3 "$WORK/prosodyctl.out")"
+done
+
+started=false
+for attempt in 1 2 3; do
+    if start_prosody; then
+        started=true
+        break
+    fi
+    note "Prosody did not come up (attempt $attempt); retrying on other ports"
+done
+$started || die "Prosody did not start; see its log above"
+note "Prosody is up: c2s 127.0.0.1:$C2S_PORT, component 127.0.0.1:$COMPONENT_PORT (pid $PROSODY_PID)"
+
+# ---- dsps -----------------------------------------------------------------------------
+
+cat >"$WORK/dsps.toml" <<EOF
+[component]
+jid = "$DOMAIN"
+server = "127.0.0.1:$COMPONENT_PORT"
+secret = "$SECRET"
+
+[relay]
+# Port 0: the system picks a free port and dsps advertises the one it got.
+listen = "127.0.0.1:0"
+host = "127.0.0.1"
+EOF
+RUST_LOG=info "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
+DSPS_PID=$!
+PIDS+=("$DSPS_PID")
+wait_for_line "$WORK/dsps.log" "component online" "$DSPS_PID" "$START_TIMEOUT" ||
+    die "dsps did not come online within $START_TIMEOUT s"
+RELAY=$(grep -o 'relay=[0-9.:]*' "$WORK/dsps.log" | head -n 1 | cut -d= -f2)
+note "dsps is online as $DOMAIN, relay on ${RELAY:-?} (pid $DSPS_PID)"
+
+# ---- the transfer ---------------------------------------------------------------------
+
+note "creating a random $SIZE_MIB MiB file"
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/payload.bin"
+
+RECEIVERS=(bob carol)
+RECV_PIDS=()
+for user in "${RECEIVERS[@]}"; do
+    "$BIN/examples/recv_file" --server "127.0.0.1:$C2S_PORT" --jid "$user@localhost/recv" \
+        --password "$PASSWORD" --out "$WORK/$user.bin" --timeout 60 \
+        </dev/null >"$WORK/$user.out" 2>"$WORK/$user.err" &
+    pid=$!
+    PIDS+=("$pid")
+    RECV_PIDS+=("$pid")
+    # An invitation to a client that is not logged in yet would be refused.
+    wait_for_line "$WORK/$user.err" "is waiting for an invitation" "$pid" "$START_TIMEOUT" ||
+        die "recv_file for $user did not log in: $(tail -n 1 "$WORK/$user.err")"
+done
+
+note "alice sends $SIZE_MIB MiB to bob and carol"
+# Every wait inside send_file is bounded; its progress bar shows on a terminal.
+SENT=$("$BIN/examples/send_file" \
+    --server "127.0.0.1:$C2S_PORT" --jid alice@localhost/send --password "$PASSWORD" \
+    --dsps "$DOMAIN" --file "$WORK/payload.bin" \
+    --to bob@localhost/recv --to carol@localhost/recv) ||
+    die "send_file failed"
+
+failed=false
+for i in "${!RECEIVERS[@]}"; do
+    user=${RECEIVERS[$i]}
+    if ! wait "${RECV_PIDS[$i]}"; then
+        note "recv_file for $user failed: $(tail -n 1 "$WORK/$user.err")"
+        failed=true
+    elif ! cmp -s "$WORK/payload.bin" "$WORK/$user.bin"; then
+        note "$user's copy differs from the original"
+        failed=true
+    fi
+done
+$failed && die "the transfer did not complete"
+
+rate() { sed -nE 's/.*\(([0-9.]+) MiB\/s\).*/\1/p' <<<"$1"; }
+BOB=$(cat "$WORK/bob.out")
+CAROL=$(cat "$WORK/carol.out")
+echo "alice: $SENT"
+echo "bob:   $BOB"
+echo "carol: $CAROL"
+echo "demo OK: $SIZE_MIB MiB from alice to bob and carol through dsps;" \
+    "sender $(rate "$SENT") MiB/s, bob $(rate "$BOB") MiB/s, carol $(rate "$CAROL") MiB/s"

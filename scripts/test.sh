@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy (warnings are errors), all tests
+# including the ones against a real Prosody, and the doctests.
+#
+# Installs Prosody (apt-get) and the rustfmt/clippy components when they are missing.
+# The XMPP integration tests start their own private Prosody on loopback ports; no
+# system-wide Prosody configuration is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LIB_NAME=test.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+ensure_cargo
+ensure_cargo_tools
+ensure_prosody
+
+started=$SECONDS
+step() {
+    local name=$1
+    shift
+    note "== $name: $*"
+    if ! "$@"; then
+        echo "test.sh: FAILED at $name ($*) after $((SECONDS - started)) s" >&2
+        exit 1
+    fi
+}
+
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --all-targets -- -D warnings
+step tests cargo test --all-targets
+step doctests cargo test --doc
+
+echo "test.sh: OK: fmt, clippy, tests and doctests passed in $((SECONDS - started)) s"
