@@ -116,7 +116,7 @@ pub struct RelayConfig {
     pub window: usize,
     /// Most data bytes the relay reads into one block (default 16384).
     pub block_size: usize,
-    /// Relay connections open at once; further ones wait to be accepted (default 10000).
+    /// Relay connections open at once; further ones are closed at once with a log line (default 10000).
     pub max_connections: usize,
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::c2s::{login, within};
 use common::dsps::Dsps;
 use common::prosody::Prosody;
-use dsps::client::session::{invite_slaves, DspsClient, DspsEvents, Seat};
+use dsps::client::session::{invite_slaves, DspsClient, DspsEvent, DspsEvents, Seat};
 use dsps::proto::query::CreateRequest;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -74,7 +74,7 @@ async fn master_data_reaches_both_slaves_byte_for_byte() {
         &[("alice", "pw"), ("bob", "pw"), ("carol", "pw")],
     );
     let _dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
-    let alice = peer(&prosody, "alice").await;
+    let mut alice = peer(&prosody, "alice").await;
     let mut bob = peer(&prosody, "bob").await;
     let mut carol = peer(&prosody, "carol").await;
 
@@ -102,6 +102,27 @@ async fn master_data_reaches_both_slaves_byte_for_byte() {
     let c = within(carol.dsps.connect(&carol_seat, None))
         .await
         .expect("carol connects");
+    // The connect pushes are sent once a peer is on the data path: only then is
+    // it sure to receive alice's first block.
+    let mut connected = Vec::new();
+    while connected.len() < 2 {
+        match within(alice.events.next())
+            .await
+            .expect("alice's XMPP link")
+        {
+            DspsEvent::Presence { push, .. } => {
+                for (status, jid) in push.peers {
+                    assert_eq!(status, "connect");
+                    connected.push(jid);
+                }
+            }
+            other => panic!("alice expected presence pushes, got {other:?}"),
+        }
+    }
+    connected.sort();
+    let mut want_peers = vec![bob.jid.clone(), carol.jid.clone()];
+    want_peers.sort();
+    assert_eq!(connected, want_peers);
     let (_ar, mut aw) = a.into_split();
     let (br, _bw) = b.into_split();
     let (cr, _cw) = c.into_split();
