@@ -35,9 +35,10 @@ pub type ConnId = u64;
 /// A stream, numbered by the registry.
 pub type StreamId = u64;
 
-/// A seat's throughput meters, one per direction: the peer's connection records into
-/// them as data moves and `who` reads the averages at the moment it is asked, so the
-/// figures include the last second of a transfer that has since gone quiet.
+/// A seat's throughput meters, one per direction: the peer's connection keeps its own
+/// meters and copies them here at most every 250 ms and whenever it catches up (so
+/// the data path takes no lock per block); `who` computes the averages at the moment
+/// it is asked, so a transfer that has since gone quiet still shows.
 #[derive(Debug, Clone, Default)]
 pub struct Traffic {
     /// Received from the peer.

@@ -26,13 +26,16 @@ use tracing::{debug, info, warn};
 
 use super::plane::{routes_to, Members};
 use crate::core::registry::{ConnId, TrafficSlot};
-use crate::core::throughput::BusyRate;
+use crate::core::throughput::{BusyRate, ThroughputMeter};
 use crate::proto::block::{write_header, MAX_HEADER_LEN};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
 /// How long a drain (delivering what is queued before closing) may take.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a busy connection keeps its throughput figures to itself before `who`
+/// sees them (a connection that catches up publishes at once).
+pub const TRAFFIC_FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// How often a pending write re-checks the stream's minthroughput.
 pub const MIN_RATE_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Blocks per read arena: reads are carved out of one allocation this many blocks
@@ -208,6 +211,11 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
 struct TrafficRecorder {
     slot: TrafficSlot,
     rx: bool,
+    /// This connection's own meter; the shared slot gets a copy now and then, so
+    /// the data path takes no lock per block.
+    local: ThroughputMeter,
+    last_flush: Instant,
+    dirty: bool,
 }
 
 /// Why a connection closes itself for being too slow.
@@ -215,17 +223,47 @@ const TOO_SLOW: &str = "throughput over 16 s of waiting on its socket is below m
 
 impl TrafficRecorder {
     fn new(slot: TrafficSlot, rx: bool) -> Self {
-        TrafficRecorder { slot, rx }
+        TrafficRecorder {
+            slot,
+            rx,
+            local: ThroughputMeter::default(),
+            last_flush: Instant::now(),
+            dirty: false,
+        }
     }
 
     /// Records a transfer of `bytes` that started at `started` and ends now.
-    fn record(&mut self, bytes: usize, started: Instant) {
+    /// `idle` says the connection has caught up (a short read, an empty queue): a
+    /// good moment to make the figures visible to `who` before things go quiet.
+    fn record(&mut self, bytes: usize, started: Instant, idle: bool) {
         let now = Instant::now();
-        let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        let meter = if self.rx { &mut t.rx } else { &mut t.tx };
         // Time spent blocked on the peer counts as transfer time (slow peers show
         // low rates instead of vanishing from the averages).
-        meter.record_span(bytes as u64, started, now);
+        self.local.record_span(bytes as u64, started, now);
+        self.dirty = true;
+        if idle || now.duration_since(self.last_flush) >= TRAFFIC_FLUSH_EVERY {
+            self.flush(now);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        if !self.dirty {
+            return;
+        }
+        let mut t = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if self.rx {
+            t.rx = self.local.clone();
+        } else {
+            t.tx = self.local.clone();
+        }
+        self.dirty = false;
+        self.last_flush = now;
+    }
+}
+
+impl Drop for TrafficRecorder {
+    fn drop(&mut self) {
+        self.flush(Instant::now());
     }
 }
 
@@ -307,7 +345,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         block.advance(MAX_HEADER_LEN - h);
         let block = block.freeze();
         // Waiting for the peer to send is idle time, not transfer time.
-        meter.record(n, Instant::now());
+        meter.record(n, Instant::now(), n < settings.block_size);
         if members.has_changed().unwrap_or(false) {
             view = members.borrow_and_update().clone();
         }
@@ -378,7 +416,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 },
                 r = wr.write(&block[off..]) => match r {
                     Ok(0) => return "peer stopped accepting data".into(),
-                    Ok(k) => { off += k; meter.record(k, started); }
+                    Ok(k) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
                     Err(e) => return format!("write failed: {e}"),
                 },
                 _ = check.tick(), if min_rate > 0 && !draining => {
@@ -398,7 +436,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         while let Ok(b) = queue.try_recv() {
             let started = Instant::now();
             wr.write_all(&b).await?;
-            meter.record(b.len(), started);
+            meter.record(b.len(), started, false);
         }
         wr.shutdown().await
     };
