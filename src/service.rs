@@ -181,6 +181,7 @@ fn execute(
     };
     match action {
         Action::Send(e) => {
+            tracing::trace!(stanza = %String::from(&e), "to XMPP");
             if let Err(e) = out.try_send(e) {
                 warn!("outbound stanza dropped: {e}");
             }

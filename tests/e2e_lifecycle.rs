@@ -576,3 +576,64 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
     sender.abort();
     carol_reads.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_that_come_and_go_release_everything() {
+    let w = world(&["alice", "bob"], "");
+    let mut alice = user(&w, "alice").await;
+    let mut bob = user(&w, "bob").await;
+    let mut gone = Vec::new();
+    let mut rss_after_warmup = 0;
+    for round in 0..40 {
+        let a_seat = within(alice.dsps.create(&CreateRequest::default()))
+            .await
+            .unwrap();
+        within(
+            alice
+                .dsps
+                .admin(&a_seat, &invite_slaves([bob.jid.as_str()])),
+        )
+        .await
+        .unwrap();
+        let b_seat = bob.join().await;
+        let (_ar, mut aw) = alice.connect(&a_seat).await;
+        assert_eq!(bob.presence().await.0, "connect");
+        let (mut br, _bw) = bob.connect(&b_seat).await;
+        assert_eq!(alice.presence().await.0, "connect");
+        aw.write_all(&[round as u8; 64 * 1024]).await.unwrap();
+        let mut got = 0;
+        while got < 64 * 1024 {
+            got += within(br.next_block()).await.unwrap().unwrap().data.len();
+        }
+        within(alice.dsps.admin(&a_seat, &drop_peer(&alice.jid)))
+            .await
+            .unwrap();
+        assert!(matches!(alice.event().await, DspsEvent::Dropped { .. }));
+        // bob hears alice leave, then is dropped with the stream.
+        assert_eq!(bob.presence().await.0, "drop");
+        assert!(matches!(bob.event().await, DspsEvent::Dropped { .. }));
+        eof(&mut br).await;
+        gone.push((a_seat, b_seat));
+        if round == 9 {
+            rss_after_warmup = w._dsps.rss_kib();
+        }
+    }
+    let rss_end = w._dsps.rss_kib();
+    assert!(
+        rss_end < rss_after_warmup + 2048,
+        "memory grew from {rss_after_warmup} KiB to {rss_end} KiB over 30 streams"
+    );
+    // Every resource of every finished stream is forgotten.
+    for (a_seat, b_seat) in gone.iter().step_by(7) {
+        let r = alice
+            .dsps
+            .request("get", &a_seat.peer_jid, query::empty("stats"))
+            .await;
+        assert_eq!(dsps_code(r), Some(404));
+        let r = bob
+            .dsps
+            .request("get", &b_seat.peer_jid, query::empty("who"))
+            .await;
+        assert_eq!(dsps_code(r), Some(404));
+    }
+}

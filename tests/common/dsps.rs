@@ -43,7 +43,7 @@ impl Dsps {
         let child = Command::new(env!("CARGO_BIN_EXE_dsps"))
             .arg("--config")
             .arg(&cfg)
-            .env("RUST_LOG", "dsps=debug,info")
+            .env("RUST_LOG", "dsps=trace,info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
