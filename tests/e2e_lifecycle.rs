@@ -417,9 +417,7 @@ async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
     // The server closes alice's socket once it has read (and queued) all she sent.
     within(async { while ar.next_block().await.map(|b| b.is_some()).unwrap_or(false) {} }).await;
     // alice leaves for good; only now does bob start reading.
-    within(alice.dsps.admin(&a_seat, &drop_peer(&alice.jid)))
-        .await
-        .unwrap();
+    within(alice.dsps.leave(&a_seat)).await.unwrap();
     let reader = tokio::spawn(async move {
         let (mut h, mut got) = (Sha256::new(), 0usize);
         while let Some(b) = br.next_block().await.expect("well-formed blocks") {

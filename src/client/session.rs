@@ -345,6 +345,14 @@ impl DspsClient {
         }
     }
 
+    /// Leaves the stream for good (drops our own seat; the XEP's preferred way out).
+    /// If we were its last master, the stream ends once the slaves have their data.
+    pub async fn leave(&self, seat: &Seat) -> Result<(), ClientError> {
+        self.admin(seat, &drop_peer(self.xmpp.jid()))
+            .await
+            .map(|_| ())
+    }
+
     /// Lists the stream's peers we may see.
     pub async fn who(&self, seat: &Seat) -> Result<WhoResult, ClientError> {
         let iq = self
