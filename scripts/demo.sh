@@ -98,7 +98,8 @@ random_word() {
 # ---- build ----------------------------------------------------------------------------
 
 note "building dsps, send_file and recv_file ($PROFILE)"
-cargo build --profile "$PROFILE" --bin dsps --example send_file --example recv_file
+cargo build --profile "$PROFILE" --bin dsps --example send_file --example recv_file \
+    --example loopback_baseline
 case "$PROFILE" in dev) OUT=debug ;; *) OUT=$PROFILE ;; esac
 BIN="${CARGO_TARGET_DIR:-target}/$OUT"
 for b in "$BIN/dsps" "$BIN/examples/send_file" "$BIN/examples/recv_file"; do
@@ -230,5 +231,13 @@ CAROL=$(cat "$WORK/carol.out")
 echo "alice: $SENT"
 echo "bob:   $BOB"
 echo "carol: $CAROL"
+# Baseline in the same run: the same file over one direct loopback connection, hashed
+# and written by the receiver like recv_file does, with no XMPP and no relay.
+BASE=$("$BIN/examples/loopback_baseline" "$WORK/payload.bin" "$WORK/direct.bin") ||
+    die "the loopback baseline failed"
+echo "base:  $BASE"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "demo OK: $SIZE_MIB MiB from alice to bob and carol through dsps;" \
-    "sender $(rate "$SENT") MiB/s, bob $(rate "$BOB") MiB/s, carol $(rate "$CAROL") MiB/s"
+    "sender $(rate "$SENT") MiB/s, bob $(rate "$BOB") MiB/s, carol $(rate "$CAROL") MiB/s;" \
+    "direct loopback copy $(rate "$BASE") MiB/s;" \
+    "bob/direct $(ratio "$(rate "$BOB")" "$(rate "$BASE")"), carol/direct $(ratio "$(rate "$CAROL")" "$(rate "$BASE")")"
