@@ -635,3 +635,95 @@ async fn streams_that_come_and_go_release_everything() {
         assert_eq!(dsps_code(r), Some(404));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
+    let w = world(&["alice", "dave", "carol"], "");
+    let mut alice = user(&w, "alice").await;
+    let mut dave = user(&w, "dave").await;
+    let mut carol = user(&w, "carol").await;
+    let a_seat = within(alice.dsps.create(&CreateRequest::default()))
+        .await
+        .unwrap();
+    let invite_dave = admin(
+        None,
+        None,
+        vec![AdminAction::Invite(Role::Master, dave.jid.clone())],
+    );
+    within(alice.dsps.admin(&a_seat, &invite_dave))
+        .await
+        .unwrap();
+    let d_seat = dave.join().await;
+    within(
+        alice
+            .dsps
+            .admin(&a_seat, &admin(Some(5000), None, vec![slave(&carol.jid)])),
+    )
+    .await
+    .unwrap();
+    let first = within(carol.events.wait_for_invitation(EVENT))
+        .await
+        .unwrap();
+    assert_eq!(first.invitation.inviters, vec![alice.jid.clone()]);
+    // A later block without `expire` gets the default, but carol's invitation keeps
+    // its own deadline: what the re-sent acknowledge advertises is what is left of it.
+    within(
+        dave.dsps
+            .admin(&d_seat, &invite_slaves([carol.jid.as_str()])),
+    )
+    .await
+    .unwrap();
+    let second = within(carol.events.wait_for_invitation(EVENT))
+        .await
+        .unwrap();
+    assert_eq!(second.from, first.from, "one pending invitation for carol");
+    assert_eq!(
+        second.invitation.inviters,
+        vec![alice.jid.clone(), dave.jid.clone()]
+    );
+    assert!(
+        second.invitation.expire <= 5000,
+        "{}",
+        second.invitation.expire
+    );
+    within(carol.dsps.answer(&second, false)).await.unwrap();
+    assert_eq!(
+        alice.report().await,
+        vec![("reject".into(), carol.jid.clone())]
+    );
+    assert_eq!(
+        dave.report().await,
+        vec![("reject".into(), carol.jid.clone())]
+    );
+    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    assert!(who.peers.iter().all(|p| p.jid != carol.jid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejecting_a_public_stream_is_answered_and_ignored() {
+    let w = world(&["alice", "erin"], "");
+    let alice = user(&w, "alice").await;
+    let mut erin = user(&w, "erin").await;
+    let create = CreateRequest {
+        maxpublic: 2,
+        ..CreateRequest::default()
+    };
+    let a_seat = within(alice.dsps.create(&create)).await.unwrap();
+    let listing = within(
+        erin.dsps
+            .xmpp()
+            .request("get", DOMAIN, query::empty("stats"), EVENT),
+    )
+    .await
+    .unwrap();
+    let public = listing_queries(&listing)[0].peers[0].clone();
+    within(
+        erin.dsps
+            .request("set", &public, query::acknowledge("drop")),
+    )
+    .await
+    .expect("a rejection gets an empty result");
+    erin.quiet_for(Duration::from_millis(300)).await;
+    let s = within(alice.dsps.stats(&a_seat)).await.unwrap();
+    assert_eq!((s.public, s.slavecount), (0, 0), "nothing changed");
+}
