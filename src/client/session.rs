@@ -12,6 +12,7 @@
 //! [`DspsClient::accept`], and gets its [`Seat`] from the create push.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -158,21 +159,11 @@ impl DspsEvents {
 
     /// Waits (bounded) for the "Connection waiting" push, keeping other events.
     pub async fn wait_for_seat(&mut self, timeout: Duration) -> Result<Seat, ClientError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut kept = Vec::new();
-        let found = loop {
-            let next = tokio::time::timeout_at(deadline, self.next()).await;
-            match next {
-                Ok(Some(DspsEvent::Waiting(seat))) => break Ok(seat),
-                Ok(Some(other)) => kept.push(other),
-                Ok(None) => break Err(ClientError::Xmpp(C2sError::Closed)),
-                Err(_) => break Err(ClientError::Timeout("waiting for the create message")),
-            }
-        };
-        for e in kept.into_iter().rev() {
-            self.backlog.push_front(e);
-        }
-        found
+        self.wait_for(timeout, "waiting for the create message", |e| match e {
+            DspsEvent::Waiting(seat) => ControlFlow::Break(seat),
+            other => ControlFlow::Continue(other),
+        })
+        .await
     }
 
     /// Waits (bounded) for the next invitation, keeping other events.
@@ -180,14 +171,31 @@ impl DspsEvents {
         &mut self,
         timeout: Duration,
     ) -> Result<InvitationRequest, ClientError> {
+        self.wait_for(timeout, "waiting for an invitation", |e| match e {
+            DspsEvent::Invitation(inv) => ControlFlow::Break(inv),
+            other => ControlFlow::Continue(other),
+        })
+        .await
+    }
+
+    /// Waits (bounded) for the first event `pick` takes (`Break`); the events it
+    /// hands back (`Continue`) stay queued, in order, for later calls.
+    pub async fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        what: &'static str,
+        mut pick: impl FnMut(DspsEvent) -> ControlFlow<T, DspsEvent>,
+    ) -> Result<T, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut kept = Vec::new();
         let found = loop {
             match tokio::time::timeout_at(deadline, self.next()).await {
-                Ok(Some(DspsEvent::Invitation(inv))) => break Ok(inv),
-                Ok(Some(other)) => kept.push(other),
+                Ok(Some(e)) => match pick(e) {
+                    ControlFlow::Break(t) => break Ok(t),
+                    ControlFlow::Continue(other) => kept.push(other),
+                },
                 Ok(None) => break Err(ClientError::Xmpp(C2sError::Closed)),
-                Err(_) => break Err(ClientError::Timeout("waiting for an invitation")),
+                Err(_) => break Err(ClientError::Timeout(what)),
             }
         };
         for e in kept.into_iter().rev() {

@@ -402,6 +402,15 @@ impl Registry {
         Self::send(out, iq.error_reply(err, text, NS_COMPONENT));
     }
 
+    /// A payload we cannot act on: another namespace is a service we do not offer
+    /// (503); a DSPS query we cannot read is the client's mistake (400).
+    fn reply_query_error(out: &mut Out, iq: &Iq, e: QueryError) {
+        match e {
+            QueryError::NotDsps => Self::reply_error(out, iq, DspsError::ServiceUnavailable, None),
+            e => Self::reply_error(out, iq, DspsError::BadRequest, Some(&e.to_string())),
+        }
+    }
+
     fn on_bare_request(&mut self, iq: &Iq, now: Now, out: &mut Out) {
         let Some(payload) = iq.payload.as_ref() else {
             return Self::reply_error(out, iq, DspsError::BadRequest, Some("empty iq"));
@@ -418,10 +427,7 @@ impl Registry {
                 DspsError::BadRequest,
                 Some("this query goes to a stream resource"),
             ),
-            Err(QueryError::NotDsps) => {
-                Self::reply_error(out, iq, DspsError::ServiceUnavailable, None)
-            }
-            Err(e) => Self::reply_error(out, iq, DspsError::BadRequest, Some(&e.to_string())),
+            Err(e) => Self::reply_query_error(out, iq, e),
         }
     }
 
@@ -456,12 +462,7 @@ impl Registry {
                         DspsError::BadRequest,
                         Some("acknowledge goes to the invitation resource"),
                     ),
-                    Err(QueryError::NotDsps) => {
-                        Self::reply_error(out, iq, DspsError::ServiceUnavailable, None)
-                    }
-                    Err(e) => {
-                        Self::reply_error(out, iq, DspsError::BadRequest, Some(&e.to_string()))
-                    }
+                    Err(e) => Self::reply_query_error(out, iq, e),
                 }
             }
             Addr::Invite(sid, seat) => match request {
@@ -479,10 +480,13 @@ impl Registry {
                     self.public_join(Some(iq), sid, &iq.from, &status, now, out)
                 }
                 Ok(Request::Stats) if iq.kind == IqKind::Get => self.public_stats_one(iq, sid, out),
-                Err(QueryError::NotDsps) => {
-                    Self::reply_error(out, iq, DspsError::ServiceUnavailable, None)
-                }
-                _ => Self::reply_error(out, iq, DspsError::BadRequest, None),
+                Err(e) => Self::reply_query_error(out, iq, e),
+                Ok(_) => Self::reply_error(
+                    out,
+                    iq,
+                    DspsError::BadRequest,
+                    Some("a public JID takes acknowledge (set) and stats (get)"),
+                ),
             },
         }
     }
