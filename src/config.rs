@@ -19,6 +19,10 @@
 //! [tls]                         # optional: starttls on the relay port
 //! cert = "cert.pem"             # relative paths are relative to the config file
 //! key = "key.pem"
+//! [limits]                      # optional: what one client can make the service hold
+//! streams = 10000               # live streams in all
+//! streams_per_jid = 64          # live streams one full JID has created
+//! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
 //! [timeouts]                    # optional, milliseconds; 0 = no limit for wait/expire
 //! wait = 60000                  # waitdefault
 //! expire = 120000               # expiredefault
@@ -68,6 +72,30 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// `[timeouts]`.
     pub timeouts: Timeouts,
+    /// `[limits]`.
+    pub limits: Limits,
+}
+
+/// `[limits]`: bounds on what clients can make the service hold, so that no one
+/// account can exhaust its memory. Requests past a limit get 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Live streams in all (default 10000).
+    pub streams: usize,
+    /// Live streams created by one full JID (default 64).
+    pub streams_per_jid: usize,
+    /// Seats (invited, waiting or connected peers) in one stream (default 1024).
+    pub seats_per_stream: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            streams: 10_000,
+            streams_per_jid: 64,
+            seats_per_stream: 1024,
+        }
+    }
 }
 
 /// `[component]`: how we log in to the XMPP server.
@@ -287,6 +315,16 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     timeouts: RawTimeouts,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    streams: Option<usize>,
+    streams_per_jid: Option<usize>,
+    seats_per_stream: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,12 +479,27 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         handshake: Duration::from_millis(handshake),
     };
 
+    let l = raw.limits;
+    let d = Limits::default();
+    let limits = Limits {
+        streams: at_least_one(l.streams.unwrap_or(d.streams), "limits.streams")?,
+        streams_per_jid: at_least_one(
+            l.streams_per_jid.unwrap_or(d.streams_per_jid),
+            "limits.streams_per_jid",
+        )?,
+        seats_per_stream: at_least_one(
+            l.seats_per_stream.unwrap_or(d.seats_per_stream),
+            "limits.seats_per_stream",
+        )?,
+    };
+
     Ok(Config {
         component,
         relay,
         http,
         tls,
         timeouts,
+        limits,
     })
 }
 
@@ -682,6 +735,7 @@ listen = "[::]:6000"
         assert_eq!(config.relay.window, DEFAULT_WINDOW);
         assert_eq!(config.relay.block_size, DEFAULT_BLOCK_SIZE);
         assert_eq!(config.relay.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.limits, Limits::default());
         assert_eq!(config.http, None);
         assert_eq!(config.tls, None);
         assert_eq!(config.timeouts.wait_ms(), DEFAULT_WAIT_MS);
@@ -839,6 +893,27 @@ listen = "[::]:6000"
         assert!(err(&text).starts_with("timeouts.handshake"));
         let text = MINIMAL.replace("\"s3cret\"", "\"\"");
         assert_eq!(err(&text), "component.secret: must not be empty");
+    }
+
+    #[test]
+    fn limits_are_read_and_must_be_positive() {
+        let text =
+            format!("{MINIMAL}[limits]\nstreams = 5\nstreams_per_jid = 2\nseats_per_stream = 9\n");
+        let limits = Config::parse(&text).unwrap().limits;
+        assert_eq!(
+            (
+                limits.streams,
+                limits.streams_per_jid,
+                limits.seats_per_stream
+            ),
+            (5, 2, 9)
+        );
+        for key in ["streams", "streams_per_jid", "seats_per_stream"] {
+            let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
+            assert_eq!(err(&text), format!("limits.{key}: must be at least 1"));
+        }
+        let text = format!("{MINIMAL}[limits]\nstreamz = 1\n");
+        assert!(err(&text).contains("limits.streamz"), "{}", err(&text));
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub async fn run_with_listener(
         expire_default_ms: config.timeouts.expire_ms(),
         features: Vec::new(),
         show_os: config.component.version_os,
+        limits: config.limits,
     });
     let mut plane = Plane::default();
     let mut controls: HashMap<ConnId, mpsc::Sender<Control>> = HashMap::new();

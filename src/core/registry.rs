@@ -82,6 +82,8 @@ pub struct Settings {
     pub features: Vec<Feature>,
     /// Whether XEP-0092 answers reveal the OS.
     pub show_os: bool,
+    /// Bounds on streams and seats.
+    pub limits: crate::config::Limits,
 }
 
 /// Something that happened.
@@ -229,6 +231,7 @@ impl Seat {
 
 #[derive(Debug)]
 struct DspsStream {
+    creator: String,
     init: u64,
     minthroughput: String,
     min_rate: u64,
@@ -550,6 +553,28 @@ impl Registry {
                 Some("relay chains are not supported by this DSPS"),
             );
         }
+        let limits = self.settings.limits;
+        if self.streams.len() >= limits.streams {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("this DSPS holds as many streams as it may"),
+            );
+        }
+        let mine = self
+            .streams
+            .values()
+            .filter(|s| s.creator == iq.from)
+            .count();
+        if mine >= limits.streams_per_jid {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("you have created as many streams as you may"),
+            );
+        }
         if xmpp_parsers::jid::FullJid::new(&iq.from).is_err() {
             return Self::reply_error(
                 out,
@@ -577,6 +602,7 @@ impl Registry {
         let sid = self.next_stream;
         self.next_stream += 1;
         let mut stream = DspsStream {
+            creator: iq.from.clone(),
             init: now.unix,
             minthroughput,
             min_rate,
@@ -715,6 +741,26 @@ impl Registry {
                     );
                 }
             }
+        }
+        let stream = &self.streams[&sid];
+        let mut newcomers: Vec<&str> = a
+            .actions
+            .iter()
+            .filter_map(|act| match act {
+                AdminAction::Invite(_, j) => Some(j.as_str()),
+                AdminAction::Drop(_) => None,
+            })
+            .filter(|j| !stream.seats.values().any(|s| s.jid == *j))
+            .collect();
+        newcomers.sort_unstable();
+        newcomers.dedup();
+        if stream.seats.len() + newcomers.len() > self.settings.limits.seats_per_stream {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("the stream would have more peers than it may"),
+            );
         }
         let mut report = AdminReport::default();
         let mut drops = Vec::new();
@@ -1007,7 +1053,9 @@ impl Registry {
             }
             return;
         }
-        if stream.public_count() >= stream.maxpublic {
+        if stream.public_count() >= stream.maxpublic
+            || stream.seats.len() >= self.settings.limits.seats_per_stream
+        {
             if let Some(iq) = iq {
                 Self::reply_error(
                     out,

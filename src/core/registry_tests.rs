@@ -30,6 +30,7 @@ fn settings() -> Settings {
             version: "1.0".into(),
         }],
         show_os: false,
+        limits: crate::config::Limits::default(),
     }
 }
 
@@ -1986,4 +1987,56 @@ fn the_public_jid_is_gone_with_its_stream() {
     assert_eq!(code(&r), Some(404));
     let r = h.ask("get", ERIN, DOMAIN, &dsps("stats", "", ""));
     assert_eq!(r.payload.as_ref().unwrap().children().count(), 0);
+}
+
+// ---- limits -------------------------------------------------------------------------
+
+fn limited(streams: usize, per_jid: usize, seats: usize) -> Harness {
+    Harness::with(Settings {
+        limits: crate::config::Limits {
+            streams,
+            streams_per_jid: per_jid,
+            seats_per_stream: seats,
+        },
+        ..settings()
+    })
+}
+
+#[test]
+fn one_jid_cannot_create_more_streams_than_its_limit() {
+    let mut h = limited(100, 2, 10);
+    h.create(ALICE);
+    h.create(ALICE);
+    let r = h.ask("get", ALICE, DOMAIN, &dsps("create", "", ""));
+    assert_eq!((r.kind, r.error_code()), (IqKind::Error, Some(503)));
+    // Someone else still can.
+    h.create(BOB);
+    assert_eq!(h.reg.stream_count(), 3);
+}
+
+#[test]
+fn the_service_holds_at_most_its_stream_limit() {
+    let mut h = limited(2, 10, 10);
+    h.create(ALICE);
+    h.create(BOB);
+    let r = h.ask("get", CAROL, DOMAIN, &dsps("create", "", ""));
+    assert_eq!(r.error_code(), Some(503));
+}
+
+#[test]
+fn invitations_past_the_seat_limit_are_refused_whole() {
+    let mut h = limited(10, 10, 3);
+    let a = h.create(ALICE);
+    h.invite(&a, "slave", BOB);
+    let out = h.admin(
+        &a,
+        "",
+        &format!("<peer type='slave'>{CAROL}</peer><peer type='slave'>{DAVE}</peer>"),
+    );
+    let r = one_iq(&out);
+    assert_eq!(r.error_code(), Some(503), "4 seats > 3: nothing is sent");
+    assert_eq!(h.who(&a).len(), 2);
+    // Re-inviting a member takes no new seat.
+    let out = h.admin(&a, "", &format!("<peer type='slave'>{BOB}</peer>"));
+    assert_eq!(iqs(&out)[0].kind, IqKind::Result);
 }
