@@ -5,7 +5,6 @@
 //! (blocks) does not pass through here: this task only tells the [`Plane`] who
 //! joined and who left.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,10 +15,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::core::registry::{Action, ConnId, Input, Now, Registry, Settings};
-use crate::relay::conn::{Attached, Control, Event, RelaySettings};
+use crate::core::registry::{Input, Now, Registry, Settings};
+use crate::relay::conn::{Event, RelaySettings};
+use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener;
-use crate::relay::plane::Plane;
 use crate::xmpp::link::{self, LinkConfig};
 
 /// Stanzas waiting to go out on the component link (also while it reconnects).
@@ -122,8 +121,7 @@ pub async fn run_with_listener(
         show_os: config.component.version_os,
         limits: config.limits,
     });
-    let mut plane = Plane::default();
-    let mut controls: HashMap<ConnId, mpsc::Sender<Control>> = HashMap::new();
+    let mut relays = RelayDispatch::new(window);
     tokio::pin!(shutdown);
     loop {
         let deadline = registry.next_deadline();
@@ -133,17 +131,17 @@ pub async fn run_with_listener(
                 None => std::future::pending().await,
             }
         };
+        let mut stanzas = Vec::new();
         let input = tokio::select! {
             Some(e) = in_rx.recv() => Input::Stanza(e),
             Some(ev) = ev_rx.recv() => match ev {
                 Event::Hello { conn, hello, control } => {
-                    controls.insert(conn, control);
+                    relays.hello(conn, control);
                     Input::RelayHello { conn, hello }
                 }
                 Event::Key { conn, key } => Input::RelayKey { conn, key },
                 Event::Closed { conn } => {
-                    controls.remove(&conn);
-                    plane.leave(conn);
+                    stanzas = relays.closed(conn);
                     Input::RelayClosed { conn }
                 }
             },
@@ -155,65 +153,20 @@ pub async fn run_with_listener(
             unix: unix_now(),
         };
         for action in registry.handle(input, now) {
-            execute(action, &out_tx, &mut controls, &mut plane, window);
+            stanzas.extend(relays.apply(action));
+        }
+        for e in stanzas {
+            tracing::trace!(stanza = %String::from(&e), "to XMPP");
+            if let Err(e) = out_tx.try_send(e) {
+                warn!("outbound stanza dropped: {e}");
+            }
         }
     }
     info!("shutting down");
     let _ = stop_tx.send(true);
     // Dropping the controls closes every relay connection.
-    controls.clear();
+    relays.close_all();
     let _ = relay.await;
     drop(out_tx);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), link).await;
-}
-
-fn execute(
-    action: Action,
-    out: &mpsc::Sender<Element>,
-    controls: &mut HashMap<ConnId, mpsc::Sender<Control>>,
-    plane: &mut Plane,
-    window: usize,
-) {
-    let tell = |controls: &HashMap<ConnId, mpsc::Sender<Control>>, conn, c| {
-        if let Some(tx) = controls.get(&conn) {
-            // The connection may have ended a moment ago; its Closed event follows.
-            let _ = tx.try_send(c);
-        }
-    };
-    match action {
-        Action::Send(e) => {
-            tracing::trace!(stanza = %String::from(&e), "to XMPP");
-            if let Err(e) = out.try_send(e) {
-                warn!("outbound stanza dropped: {e}");
-            }
-        }
-        Action::RelayWrite { conn, line } => tell(controls, conn, Control::WriteLine(line)),
-        Action::RelayClose { conn, reason } => {
-            info!(conn, "closing relay connection: {reason}");
-            plane.leave(conn);
-            tell(controls, conn, Control::Close(reason));
-            controls.remove(&conn);
-        }
-        Action::RelayAttach { conn, attach } => {
-            let (queue, members) = plane.join(attach.stream, conn, attach.role, window);
-            tell(
-                controls,
-                conn,
-                Control::Attach(Attached {
-                    peer_id: attach.peer_id,
-                    role: attach.role,
-                    queue,
-                    members,
-                    traffic: attach.traffic,
-                    min_rate: attach.min_rate,
-                }),
-            );
-        }
-        Action::RelayDrain { conn } => {
-            plane.leave(conn);
-            tell(controls, conn, Control::Drain);
-            controls.remove(&conn);
-        }
-        Action::StreamGone { stream } => plane.forget(stream),
-    }
 }

@@ -521,11 +521,11 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
     let mut bob = user(&w, "bob").await;
     let mut carol = user(&w, "carol").await;
     let create = CreateRequest {
-        minthroughput: Some("1MB".into()),
+        minthroughput: Some("10KB".into()),
         ..CreateRequest::default()
     };
     let a_seat = within(alice.dsps.create(&create)).await.unwrap();
-    assert_eq!(a_seat.info.minthroughput, "1MB");
+    assert_eq!(a_seat.info.minthroughput, "10KB");
     within(alice.dsps.admin(
         &a_seat,
         &invite_slaves([bob.jid.as_str(), carol.jid.as_str()]),
@@ -603,13 +603,27 @@ async fn streams_that_come_and_go_release_everything() {
         while got < 64 * 1024 {
             got += within(br.next_block()).await.unwrap().unwrap().data.len();
         }
-        within(alice.dsps.admin(&a_seat, &drop_peer(&alice.jid)))
-            .await
-            .unwrap();
+        // The XEP's recipe: close the stream, then drop yourself.
+        aw.shutdown().await.unwrap();
+        within(alice.dsps.leave(&a_seat)).await.unwrap();
         assert!(matches!(alice.event().await, DspsEvent::Dropped { .. }));
-        // bob hears alice leave, then is dropped with the stream.
-        assert_eq!(bob.presence().await.0, "drop");
-        assert!(matches!(bob.event().await, DspsEvent::Dropped { .. }));
+        // bob hears alice go (her close may show as 'waiting' first), then is
+        // dropped with the stream, after his socket closed.
+        let mut statuses = Vec::new();
+        loop {
+            match bob.event().await {
+                DspsEvent::Presence { push, .. } => {
+                    statuses.extend(push.peers.into_iter().map(|(s, _)| s))
+                }
+                DspsEvent::Dropped { .. } => break,
+                other => panic!("bob: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            statuses.last().map(String::as_str),
+            Some("drop"),
+            "{statuses:?}"
+        );
         eof(&mut br).await;
         gone.push((a_seat, b_seat));
         if round == 9 {
@@ -726,4 +740,38 @@ async fn rejecting_a_public_stream_is_answered_and_ignored() {
     erin.quiet_for(Duration::from_millis(300)).await;
     let s = within(alice.dsps.stats(&a_seat)).await.unwrap();
     assert_eq!((s.public, s.slavecount), (0, 0), "nothing changed");
+}
+
+/// The XEP's file-transfer recipe to the letter: the sender "dumps the contents of
+/// file on the stream, closes the stream and drops itself" without waiting for
+/// anything, and "DSPS will make sure the second party gets everything". The
+/// slave's drop notice comes only after its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_that_drops_itself_at_once_still_delivers_everything() {
+    const LEN: usize = 8 * 1024 * 1024;
+    let w = world(&["alice", "bob"], "window = 1024");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
+    let (_ar, mut aw) = alice.connect(&a_seat).await;
+    assert_eq!(bob.presence().await.0, "connect");
+    let (mut br, _bw) = within(bob.dsps.connect_with(&b_seat, None, Some(4096)))
+        .await
+        .expect("bob connects")
+        .into_split();
+    assert_eq!(alice.presence().await.0, "connect");
+    let payload: Vec<u8> = (0..LEN).map(|i| (i * 13 % 241) as u8).collect();
+    let want = Sha256::digest(&payload).to_vec();
+    within(aw.write_all(&payload)).await.unwrap();
+    aw.shutdown().await.unwrap();
+    within(alice.dsps.leave(&a_seat)).await.unwrap();
+    // bob hears that alice left; his own drop waits for his data.
+    assert_eq!(bob.presence().await, ("drop".into(), alice.jid.clone()));
+    bob.quiet_for(Duration::from_millis(300)).await;
+    let (mut h, mut got) = (Sha256::new(), 0usize);
+    while let Some(b) = within(br.next_block()).await.expect("well-formed blocks") {
+        got += b.data.len();
+        h.update(&b.data);
+    }
+    assert_eq!(got, LEN, "every byte alice wrote reached bob");
+    assert_eq!(h.finalize().to_vec(), want);
+    assert!(matches!(bob.event().await, DspsEvent::Dropped { .. }));
 }

@@ -157,9 +157,21 @@ pub enum Action {
         /// Its place in the stream.
         attach: Attach,
     },
-    /// Stop reading, deliver what is queued for this peer, then close
-    /// (XEP "Stream shutdown").
+    /// Deliver what is queued for this peer, then close, then send it `notice`
+    /// (its drop notice), so the notice never overtakes the data (XEP "Stream
+    /// shutdown"). The data path holds the drain back while a peer of the same
+    /// stream is still finishing (see `RelayFinish`).
     RelayDrain {
+        /// The connection.
+        conn: ConnId,
+        /// The stanza to send once the peer has everything.
+        notice: Element,
+    },
+    /// The peer dropped itself: stop sending to it, but read and forward what it
+    /// already sent until it closes its side (bounded), then close. This is the
+    /// XEP's file-transfer recipe: "dumps the contents of file on the stream,
+    /// closes the stream and drops itself".
+    RelayFinish {
         /// The connection.
         conn: ConnId,
     },
@@ -212,6 +224,19 @@ impl Seat {
             SeatState::Invited { .. } => "expire",
             SeatState::Waiting { .. } => "wait",
             SeatState::Connected { .. } => "connect",
+        }
+    }
+
+    /// The seat's relay connection, if any, and whether it is attached (as opposed
+    /// to still in its handshake).
+    fn state_conn(&self) -> Option<(ConnId, bool)> {
+        match self.state {
+            SeatState::Connected { conn } => Some((conn, true)),
+            SeatState::Waiting {
+                handshake: Some(conn),
+                ..
+            } => Some((conn, false)),
+            _ => None,
         }
     }
 
@@ -794,7 +819,8 @@ impl Registry {
         }
         drops.dedup();
         for d in drops {
-            self.drop_seat(sid, d, &a.comments, now, out);
+            let own = self.seat(sid, d).is_some_and(|s| s.jid == my_jid);
+            self.drop_seat(sid, d, &a.comments, own, now, out);
         }
     }
 
@@ -1119,13 +1145,8 @@ impl Registry {
     }
 
     fn public_stats_one(&mut self, iq: &Iq, sid: StreamId, out: &mut Out) {
-        let stream = &self.streams[&sid];
-        let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
-        stats.peers = stream
-            .public_resource
-            .iter()
-            .map(|r| self.peer_jid(r))
-            .collect();
+        // XEP: <peer/> is "present only if 'to' … contained no resource".
+        let stats = self.stats_of(&self.streams[&sid], self.settings.wait_default_ms);
         Self::send(out, iq.result(Some(Element::from(&stats))));
     }
 
@@ -1355,11 +1376,13 @@ impl Registry {
 
     /// XEP "Dropping peer": close its socket, tell it, tell the others, forget it;
     /// the last master's departure ends the stream.
+    /// `own`: the peer dropped itself, so what it already sent is still forwarded.
     fn drop_seat(
         &mut self,
         sid: StreamId,
         seat: u32,
         comments: &[Element],
+        own: bool,
         now: Now,
         out: &mut Out,
     ) {
@@ -1373,6 +1396,7 @@ impl Registry {
             s.role == Role::Master,
         );
         match s.state {
+            SeatState::Connected { conn } if own => out.push(Action::RelayFinish { conn }),
             SeatState::Connected { conn } => out.push(Action::RelayClose {
                 conn,
                 reason: "peer dropped",
@@ -1414,19 +1438,22 @@ impl Registry {
             self.resources.remove(r);
         }
         for s in stream.seats.values() {
-            match s.state {
-                SeatState::Connected { conn } => out.push(Action::RelayDrain { conn }),
-                SeatState::Waiting {
-                    handshake: Some(conn),
-                    ..
-                } => out.push(Action::RelayClose {
-                    conn,
-                    reason: "stream ended",
-                }),
-                _ => {}
-            }
-            if let Some(from) = s.peer_jid(&self.settings.domain) {
-                self.push(out, IqKind::Set, &from, &s.jid, query::drop_notice(&[]));
+            let notice = s.peer_jid(&self.settings.domain).map(|from| {
+                let id = self.new_iq_id("dsps");
+                Iq::request(IqKind::Set, &id, &from, &s.jid, query::drop_notice(&[]))
+                    .to_element(NS_COMPONENT)
+            });
+            match (s.state_conn(), notice) {
+                (Some((conn, true)), Some(notice)) => out.push(Action::RelayDrain { conn, notice }),
+                (conn, notice) => {
+                    if let Some((conn, _)) = conn {
+                        out.push(Action::RelayClose {
+                            conn,
+                            reason: "stream ended",
+                        });
+                    }
+                    out.extend(notice.map(Action::Send));
+                }
             }
             self.forget_seat_refs(s);
         }
@@ -1461,7 +1488,7 @@ impl Registry {
                     let s = self.seat(key.stream, key.seat).expect("still here");
                     if s.ever_connected {
                         info!(stream = key.stream, peer = %jid, "wait expired; dropping");
-                        self.drop_seat(key.stream, key.seat, &[], now, out);
+                        self.drop_seat(key.stream, key.seat, &[], false, now, out);
                     } else {
                         info!(stream = key.stream, peer = %jid, "never connected; timeout");
                         if let Some(c) = handshake {

@@ -368,12 +368,38 @@ impl BusyRate {
         }
     }
 
-    /// Whether the peer is below `min` bytes/s, counting a write still pending for
-    /// `pending` (a peer that stopped reading never completes a write). Only once
-    /// 16 s of waiting have been seen; `min == 0` never triggers.
-    pub fn is_below(&self, min: u64, pending: Duration) -> bool {
-        let busy = self.busy + pending;
-        min > 0 && busy >= BUSY_WINDOW && (self.bytes as f64) < min as f64 * busy.as_secs_f64()
+    /// Whether the peer is below `min` bytes/s over the newest 16 s of waiting,
+    /// counting a write still pending for `pending` that has moved `pending_bytes`
+    /// so far (a peer that stopped reading never completes a write: its stall is
+    /// the newest part of the window). Only once 16 s of waiting have been seen;
+    /// `min == 0` never triggers.
+    pub fn is_below(&self, min: u64, pending: Duration, pending_bytes: u64) -> bool {
+        if min == 0 || self.busy + pending < BUSY_WINDOW {
+            return false;
+        }
+        let window = BUSY_WINDOW.as_secs_f64();
+        let p = pending.as_secs_f64();
+        let mut bytes = if p >= window {
+            pending_bytes as f64 * window / p
+        } else {
+            pending_bytes as f64
+        };
+        let mut need = (window - p).max(0.0);
+        for &(b, n) in self.samples.iter().rev() {
+            if need <= 0.0 {
+                break;
+            }
+            let b = b.as_secs_f64();
+            if b <= need {
+                bytes += n as f64;
+                need -= b;
+            } else {
+                // Only the newest part of this sample is inside the window.
+                bytes += n as f64 * need / b;
+                need = 0.0;
+            }
+        }
+        bytes < min as f64 * window
     }
 }
 
@@ -387,7 +413,7 @@ mod busy_tests {
         for _ in 0..100_000 {
             r.record(16_384, Duration::from_micros(5));
         }
-        assert!(!r.is_below(1 << 30, Duration::ZERO));
+        assert!(!r.is_below(1 << 30, Duration::ZERO, 0));
     }
 
     #[test]
@@ -397,35 +423,51 @@ mod busy_tests {
             r.record(1024, Duration::from_secs(1));
         }
         assert!(
-            !r.is_below(2048, Duration::ZERO),
+            !r.is_below(2048, Duration::ZERO, 0),
             "only 15 s of waiting so far"
         );
         r.record(1024, Duration::from_secs(1));
-        assert!(r.is_below(2048, Duration::ZERO));
+        assert!(r.is_below(2048, Duration::ZERO, 0));
         assert!(
-            !r.is_below(1024, Duration::ZERO),
+            !r.is_below(1024, Duration::ZERO, 0),
             "exactly at the minimum is fine"
         );
-        assert!(!r.is_below(0, Duration::ZERO), "0 means no minimum");
+        assert!(!r.is_below(0, Duration::ZERO, 0), "0 means no minimum");
     }
 
     #[test]
     fn a_stuck_write_counts_while_pending() {
         let mut r = BusyRate::default();
         r.record(1 << 20, Duration::from_millis(100));
-        assert!(!r.is_below(64 * 1024, Duration::from_secs(10)));
-        assert!(r.is_below(128 * 1024, Duration::from_secs(16)));
+        assert!(!r.is_below(64 * 1024, Duration::from_secs(10), 0));
+        assert!(r.is_below(128 * 1024, Duration::from_secs(16), 0));
+    }
+
+    #[test]
+    fn a_stall_after_a_fast_start_is_caught() {
+        // 8 MiB went quickly, then the peer stopped reading: the stall is the newest
+        // 16 s of waiting, so the early bytes do not hide it.
+        let mut r = BusyRate::default();
+        r.record(8 << 20, Duration::from_millis(200));
+        assert!(
+            !r.is_below(10 * 1024, Duration::from_secs(10), 0),
+            "not 16 s yet"
+        );
+        assert!(r.is_below(10 * 1024, Duration::from_secs(16), 0));
+        assert!(r.is_below(10 * 1024, Duration::from_secs(40), 4096));
+        // A slow but moving write is judged by what it moved.
+        assert!(!r.is_below(10 * 1024, Duration::from_secs(20), 1 << 20));
     }
 
     #[test]
     fn old_waiting_falls_out_of_the_window() {
         let mut r = BusyRate::default();
         r.record(10, Duration::from_secs(16));
-        assert!(r.is_below(100, Duration::ZERO));
+        assert!(r.is_below(100, Duration::ZERO, 0));
         // Sixteen fast seconds later the slow start is forgotten.
         for _ in 0..16 {
             r.record(1_000_000, Duration::from_secs(1));
         }
-        assert!(!r.is_below(100, Duration::ZERO));
+        assert!(!r.is_below(100, Duration::ZERO, 0));
     }
 }

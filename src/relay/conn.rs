@@ -15,6 +15,7 @@
 //! `Close`/`Drain`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,11 @@ use crate::proto::block::{write_header, MAX_HEADER_LEN};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
+/// How long a peer that dropped itself may keep sending before it is closed.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the socket of a peer that dropped itself may stay silent before we
+/// take it that everything it sent has arrived.
+pub const FINISH_IDLE: Duration = Duration::from_secs(1);
 /// How long a drain (delivering what is queued before closing) may take.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a busy connection keeps its throughput figures to itself before `who`
@@ -91,6 +97,9 @@ pub enum Control {
     Close(&'static str),
     /// Deliver what is queued, then close.
     Drain,
+    /// The peer dropped itself: stop sending to it, keep forwarding what it sends
+    /// until it closes its side (bounded by [`FINISH_TIMEOUT`]), then close.
+    Finish,
 }
 
 /// The data phase's equipment, handed over by the service.
@@ -290,14 +299,51 @@ where
     } = a;
     let rx_meter = TrafficRecorder::new(traffic.clone(), true);
     let tx_meter = TrafficRecorder::new(traffic, false);
+    let activity = ReadActivity::default();
     let reader = read_blocks(
-        conn, rd, leftover, &peer_id, role, members, rx_meter, settings,
+        conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity,
     );
-    let writer = write_blocks(wr, queue, control, tx_meter, min_rate);
-    tokio::select! {
-        r = reader => r,
+    let mut finish = false;
+    let writer = write_blocks(wr, queue, control, tx_meter, min_rate, &mut finish);
+    tokio::pin!(reader);
+    let end = tokio::select! {
+        r = &mut reader => return r,
         w = writer => w,
+    };
+    if !finish {
+        return end;
     }
+    // The peer dropped itself: what it already sent still reaches the others
+    // (XEP "File transfer": it "closes the stream and drops itself"). We read on
+    // until it closes its side, or until its socket has stayed empty for
+    // FINISH_IDLE (time spent waiting on slow recipients does not count), within
+    // FINISH_TIMEOUT in all.
+    let deadline = tokio::time::Instant::now() + FINISH_TIMEOUT;
+    let mut seen = activity.reads.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            r = &mut reader => return format!("dropped itself; forwarded until: {r}"),
+            _ = tokio::time::sleep_until(deadline) => {
+                return "dropped itself; still sending after the finish timeout".into()
+            }
+            _ = tokio::time::sleep(FINISH_IDLE) => {
+                let now = activity.reads.load(Ordering::Relaxed);
+                if now == seen && activity.waiting.load(Ordering::Relaxed) {
+                    return "dropped itself; nothing more came".into();
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+/// What the reader is doing, for the finish logic (plain atomics: no lock).
+#[derive(Debug, Default)]
+struct ReadActivity {
+    /// Reads completed so far.
+    reads: AtomicU64,
+    /// Whether the reader is waiting on the socket (not on recipients).
+    waiting: AtomicBool,
 }
 
 /// Cuts what the peer sends into blocks and fans each out to its recipients.
@@ -311,6 +357,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     mut members: watch::Receiver<Members>,
     mut meter: TrafficRecorder,
     settings: &RelaySettings,
+    activity: &ReadActivity,
 ) -> String {
     let unit = MAX_HEADER_LEN + settings.block_size;
     let mut arena = BytesMut::with_capacity(unit * ARENA_BLOCKS);
@@ -327,10 +374,13 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             leftover.advance(k);
             k
         } else {
-            match rd
+            activity.waiting.store(true, Ordering::Relaxed);
+            let r = rd
                 .read_buf(&mut (&mut arena).limit(settings.block_size))
-                .await
-            {
+                .await;
+            activity.waiting.store(false, Ordering::Relaxed);
+            activity.reads.fetch_add(1, Ordering::Relaxed);
+            match r {
                 Ok(0) => return "peer closed its side".into(),
                 Ok(n) => n,
                 Err(e) => return format!("read failed: {e}"),
@@ -361,12 +411,14 @@ async fn read_blocks<R: AsyncRead + Unpin>(
 enum Command {
     Close(&'static str),
     Drain,
+    Finish,
 }
 
 fn command(c: Option<Control>) -> Option<Command> {
     match c {
         Some(Control::Close(why)) => Some(Command::Close(why)),
         Some(Control::Drain) => Some(Command::Drain),
+        Some(Control::Finish) => Some(Command::Finish),
         None => Some(Command::Close("service stopped")),
         Some(other) => {
             debug!("ignoring {other:?} in the data phase");
@@ -375,13 +427,15 @@ fn command(c: Option<Control>) -> Option<Command> {
     }
 }
 
-/// Writes this peer's queue to its socket until told to close or drain.
+/// Writes this peer's queue to its socket until told to close, drain or finish
+/// (`finish` is then set: the caller keeps reading).
 async fn write_blocks<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
     mut meter: TrafficRecorder,
     min_rate: u64,
+    finish: &mut bool,
 ) -> String {
     let mut draining = false;
     let mut busy = BusyRate::default();
@@ -395,6 +449,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
             c = control.recv() => match command(c) {
                 Some(Command::Close(why)) => return format!("closed: {why}"),
                 Some(Command::Drain) => { draining = true; continue; }
+                Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                 None => continue,
             },
             b = queue.recv() => match b {
@@ -412,6 +467,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 c = control.recv(), if !draining => match command(c) {
                     Some(Command::Close(why)) => return format!("closed: {why}"),
                     Some(Command::Drain) => draining = true,
+                    Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                     None => {}
                 },
                 r = wr.write(&block[off..]) => match r {
@@ -420,14 +476,14 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                     Err(e) => return format!("write failed: {e}"),
                 },
                 _ = check.tick(), if min_rate > 0 && !draining => {
-                    if busy.is_below(min_rate, started.elapsed()) {
+                    if busy.is_below(min_rate, started.elapsed(), off as u64) {
                         return TOO_SLOW.into();
                     }
                 }
             }
         }
         busy.record(block.len() as u64, started.elapsed());
-        if !draining && busy.is_below(min_rate, Duration::ZERO) {
+        if !draining && busy.is_below(min_rate, Duration::ZERO, 0) {
             return TOO_SLOW.into();
         }
     }

@@ -1,4 +1,5 @@
 //! Async adapter for the relay port (TCP 5290): accept, handshake, then blocks.
 pub mod conn;
+pub mod dispatch;
 pub mod listener;
 pub mod plane;

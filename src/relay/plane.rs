@@ -70,7 +70,7 @@ impl Plane {
         (rx, members.subscribe())
     }
 
-    /// Removes a peer (no-op if it is not a member).
+    /// Removes a peer (no-op if it is not a member); an emptied stream is forgotten.
     pub fn leave(&mut self, conn: ConnId) {
         let Some(stream) = self.conn_stream.remove(&conn) else {
             return;
@@ -79,7 +79,16 @@ impl Plane {
             members.send_modify(|m| {
                 *m = Arc::new(m.iter().filter(|x| x.conn != conn).cloned().collect());
             });
+            // A stream whose last member left holds nothing worth keeping.
+            if members.borrow().is_empty() {
+                self.streams.remove(&stream);
+            }
         }
+    }
+
+    /// The stream a connection is a member of.
+    pub fn stream_of(&self, conn: ConnId) -> Option<StreamId> {
+        self.conn_stream.get(&conn).copied()
     }
 
     /// Forgets a stream entirely.

@@ -1,0 +1,172 @@
+//! Carries out the registry's relay actions: commands to connections, membership
+//! of the data plane, and the order of a stream's ending.
+//!
+//! Ordering rules live here because they are about the data path, which the
+//! registry does not see: a slave's drain waits until every peer of its stream that
+//! is still *finishing* (forwarding what it sent before it dropped itself) has
+//! closed, and a drained peer's drop notice is sent only after its connection has
+//! delivered everything and closed (PROFILE 21: "first delivers … then drops").
+
+use std::collections::{HashMap, HashSet};
+
+use minidom::Element;
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::conn::{Attached, Control};
+use super::plane::Plane;
+use crate::core::registry::{Action, ConnId, StreamId};
+
+/// The relay side of the service task: owned by it, never shared.
+#[derive(Debug)]
+pub struct RelayDispatch {
+    controls: HashMap<ConnId, mpsc::Sender<Control>>,
+    plane: Plane,
+    window: usize,
+    /// Peers that dropped themselves and are still forwarding, per stream.
+    finishing: HashMap<StreamId, HashSet<ConnId>>,
+    /// Drains held back until the stream's finishing peers are done.
+    deferred: HashMap<StreamId, Vec<(ConnId, Element)>>,
+    /// Drop notices to send when a draining connection has closed.
+    notices: HashMap<ConnId, Element>,
+}
+
+impl RelayDispatch {
+    /// Nothing connected yet; `window` is each recipient's queue length.
+    pub fn new(window: usize) -> Self {
+        RelayDispatch {
+            controls: HashMap::new(),
+            plane: Plane::default(),
+            window,
+            finishing: HashMap::new(),
+            deferred: HashMap::new(),
+            notices: HashMap::new(),
+        }
+    }
+
+    /// A connection said hello: from now on it can be commanded.
+    pub fn hello(&mut self, conn: ConnId, control: mpsc::Sender<Control>) {
+        self.controls.insert(conn, control);
+    }
+
+    /// A connection ended. Returns the stanzas that were waiting for that.
+    pub fn closed(&mut self, conn: ConnId) -> Vec<Element> {
+        self.controls.remove(&conn);
+        self.plane.leave(conn);
+        let mut out: Vec<Element> = self.notices.remove(&conn).into_iter().collect();
+        let done: Vec<StreamId> = self
+            .finishing
+            .iter_mut()
+            .filter_map(|(stream, conns)| {
+                (conns.remove(&conn) && conns.is_empty()).then_some(*stream)
+            })
+            .collect();
+        for stream in done {
+            self.finishing.remove(&stream);
+            for (c, notice) in self.deferred.remove(&stream).unwrap_or_default() {
+                out.extend(self.drain(c, notice));
+            }
+        }
+        out
+    }
+
+    /// Drops every connection (service shutdown).
+    pub fn close_all(&mut self) {
+        self.controls.clear();
+    }
+
+    fn tell(&self, conn: ConnId, c: Control) {
+        if let Some(tx) = self.controls.get(&conn) {
+            // The connection may have ended a moment ago; its Closed event follows.
+            let _ = tx.try_send(c);
+        }
+    }
+
+    /// Starts a drain; returns the notice at once if the connection is already gone.
+    fn drain(&mut self, conn: ConnId, notice: Element) -> Option<Element> {
+        self.plane.leave(conn);
+        if self.controls.contains_key(&conn) {
+            self.tell(conn, Control::Drain);
+            self.notices.insert(conn, notice);
+            None
+        } else {
+            Some(notice)
+        }
+    }
+
+    /// Carries out one relay action; returns stanzas to send now (`Send` actions
+    /// are the caller's).
+    pub fn apply(&mut self, action: Action) -> Vec<Element> {
+        match action {
+            Action::Send(e) => vec![e],
+            Action::RelayWrite { conn, line } => {
+                self.tell(conn, Control::WriteLine(line));
+                vec![]
+            }
+            Action::RelayClose { conn, reason } => {
+                info!(conn, "closing relay connection: {reason}");
+                self.plane.leave(conn);
+                self.tell(conn, Control::Close(reason));
+                self.controls.remove(&conn);
+                vec![]
+            }
+            Action::RelayAttach { conn, attach } => {
+                let (queue, members) =
+                    self.plane
+                        .join(attach.stream, conn, attach.role, self.window);
+                self.tell(
+                    conn,
+                    Control::Attach(Attached {
+                        peer_id: attach.peer_id,
+                        role: attach.role,
+                        queue,
+                        members,
+                        traffic: attach.traffic,
+                        min_rate: attach.min_rate,
+                    }),
+                );
+                vec![]
+            }
+            Action::RelayFinish { conn } => {
+                if let Some(stream) = self.plane.stream_of(conn) {
+                    self.finishing.entry(stream).or_default().insert(conn);
+                }
+                // Nobody sends to it any more; it keeps its own view of the others.
+                self.plane.leave(conn);
+                self.tell(conn, Control::Finish);
+                vec![]
+            }
+            Action::RelayDrain { conn, notice } => {
+                let stream = self.plane.stream_of(conn);
+                match stream.filter(|s| self.finishing.contains_key(s)) {
+                    Some(s) => {
+                        self.deferred.entry(s).or_default().push((conn, notice));
+                        vec![]
+                    }
+                    None => self.drain(conn, notice).into_iter().collect(),
+                }
+            }
+            // Membership of a finishing stream stays until its drains have run.
+            Action::StreamGone { stream } => {
+                if !self.finishing.contains_key(&stream) {
+                    self.plane.forget(stream);
+                }
+                vec![]
+            }
+        }
+    }
+
+    /// (controls, notices, finishing streams, deferred streams, plane streams,
+    /// plane members) held, for leak checks.
+    pub fn held(&self) -> [usize; 6] {
+        let (streams, members) = self.plane.held();
+        [
+            self.controls.len(),
+            self.notices.len(),
+            self.finishing.len(),
+            self.deferred.len(),
+            streams,
+            members,
+        ]
+    }
+}
