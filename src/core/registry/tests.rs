@@ -3,7 +3,12 @@
 //! [`Harness`] keeps the scenarios short (create, invite, accept, handshake).
 
 use super::*;
+use crate::core::ids;
 use crate::proto::handshake::parse_hello;
+use crate::proto::iq::{bare, resource};
+use crate::proto::query::{
+    self, AdminReport, CreateResult, Invitation, PresencePush, StatsResult, WhoPeer, WhoResult,
+};
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
 const DOMAIN: &str = "dsps.localhost";

@@ -1,0 +1,148 @@
+//! The end of seats and streams: dropping a peer (XEP "Dropping from stream"),
+//! "Stream shutdown" when the last master leaves, and the deadlines that end a seat
+//! (an invitation's `expire`, a waiting seat's `wait`).
+//!
+//! Who may drop whom is decided in `admin`; this module carries the drop out.
+
+use minidom::Element;
+use tracing::info;
+
+use super::seat::SeatState;
+use super::{Action, Now, Out, Registry, StreamId};
+use crate::proto::iq::{Iq, IqKind};
+use crate::proto::query::{self, Role};
+use crate::proto::xml::NS_COMPONENT;
+
+impl Registry {
+    /// XEP "Dropping peer": close its socket, tell it, tell the others, forget it;
+    /// the last master's departure ends the stream.
+    /// `own`: the peer dropped itself, so what it already sent is still forwarded.
+    pub(super) fn drop_seat(
+        &mut self,
+        sid: StreamId,
+        seat: u32,
+        comments: &[Element],
+        own: bool,
+        now: Now,
+        out: &mut Out,
+    ) {
+        let Some(s) = self.seat(sid, seat) else {
+            return;
+        };
+        let (jid, peer, visible, was_master) = (
+            s.jid.clone(),
+            s.peer_jid(&self.settings.domain),
+            s.resource.is_some(),
+            s.role == Role::Master,
+        );
+        match s.state {
+            SeatState::Connected { conn } if own => out.push(Action::RelayFinish { conn }),
+            SeatState::Connected { conn } => out.push(Action::RelayClose {
+                conn,
+                reason: "peer dropped",
+            }),
+            SeatState::Waiting {
+                handshake: Some(conn),
+                ..
+            } => out.push(Action::RelayClose {
+                conn,
+                reason: "peer dropped",
+            }),
+            _ => {}
+        }
+        if visible {
+            self.notify(sid, seat, "drop", out);
+        }
+        if let Some(from) = peer {
+            self.push(out, IqKind::Set, &from, &jid, query::drop_notice(comments));
+        }
+        let s = self
+            .streams
+            .get_mut(&sid)
+            .and_then(|st| st.seats.remove(&seat))
+            .expect("checked above");
+        self.forget_seat_refs(&s);
+        info!(stream = sid, peer = %jid, "dropped");
+        if was_master && self.streams[&sid].masters() == 0 {
+            self.shutdown_stream(sid, now, out);
+        }
+    }
+
+    /// XEP "Stream shutdown": what masters sent is delivered to connected slaves
+    /// (RelayDrain), then every remaining peer is dropped and the stream forgotten.
+    pub(super) fn shutdown_stream(&mut self, sid: StreamId, _now: Now, out: &mut Out) {
+        let Some(stream) = self.streams.remove(&sid) else {
+            return;
+        };
+        if let Some(r) = &stream.public_resource {
+            self.resources.remove(r);
+        }
+        for s in stream.seats.values() {
+            let notice = s.peer_jid(&self.settings.domain).map(|from| {
+                let id = self.new_iq_id("dsps");
+                Iq::request(IqKind::Set, &id, &from, &s.jid, query::drop_notice(&[]))
+                    .to_element(NS_COMPONENT)
+            });
+            match (s.state_conn(), notice) {
+                (Some((conn, true)), Some(notice)) => out.push(Action::RelayDrain { conn, notice }),
+                (conn, notice) => {
+                    if let Some((conn, _)) = conn {
+                        out.push(Action::RelayClose {
+                            conn,
+                            reason: "stream ended",
+                        });
+                    }
+                    out.extend(notice.map(Action::Send));
+                }
+            }
+            self.forget_seat_refs(s);
+        }
+        info!(stream = sid, "stream ended");
+        out.push(Action::StreamGone { stream: sid });
+    }
+
+    pub(super) fn on_tick(&mut self, now: Now, out: &mut Out) {
+        for (_, key) in self.timers.due(now.mono) {
+            let Some(s) = self.seat(key.stream, key.seat) else {
+                continue;
+            };
+            let jid = s.jid.clone();
+            match &s.state {
+                SeatState::Invited { .. } => {
+                    info!(stream = key.stream, peer = %jid, "invitation expired");
+                    // The fired timer is gone already; forget_seat_refs cancels nothing twice.
+                    if let Some(SeatState::Invited { timer, .. }) =
+                        self.seat_mut(key.stream, key.seat).map(|s| &mut s.state)
+                    {
+                        *timer = None;
+                    }
+                    self.report_and_forget(key.stream, key.seat, "expire", &jid, now, out);
+                }
+                SeatState::Waiting { handshake, .. } => {
+                    let handshake = *handshake;
+                    if let Some(SeatState::Waiting { timer, .. }) =
+                        self.seat_mut(key.stream, key.seat).map(|s| &mut s.state)
+                    {
+                        *timer = None;
+                    }
+                    let s = self.seat(key.stream, key.seat).expect("still here");
+                    if s.ever_connected {
+                        info!(stream = key.stream, peer = %jid, "wait expired; dropping");
+                        self.drop_seat(key.stream, key.seat, &[], false, now, out);
+                    } else {
+                        info!(stream = key.stream, peer = %jid, "never connected; timeout");
+                        if let Some(c) = handshake {
+                            out.push(Action::RelayClose {
+                                conn: c,
+                                reason: "wait expired",
+                            });
+                        }
+                        let invited = s.invited.clone();
+                        self.report_and_forget(key.stream, key.seat, "timeout", &invited, now, out);
+                    }
+                }
+                SeatState::Connected { .. } => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! XEP "Stream information": `who` ("Stream peer listing", with each seat's
+//! throughput) and `stats` ("Stream status listing") for one stream, for a public
+//! JID, or for every public stream on the bare DSPS JID.
+//!
+//! Read-only: nothing here changes a stream.
+
+use std::time::Instant;
+
+use minidom::Element;
+
+use super::seat::DspsStream;
+use super::{Action, Now, Out, Registry, StreamId, TrafficSlot};
+use crate::proto::iq::Iq;
+use crate::proto::query::{Role, StatsResult, WhoPeer, WhoResult, PROTOCOL_VERSION};
+use crate::proto::xml::{attr, NS_COMPONENT, NS_DSPS};
+
+impl Registry {
+    pub(super) fn who(&mut self, iq: &Iq, sid: StreamId, seat: u32, now: Now, out: &mut Out) {
+        let stream = &self.streams[&sid];
+        let me = &stream.seats[&seat];
+        let peers = stream
+            .seats
+            .values()
+            .filter(|s| me.role == Role::Master || s.role == Role::Master)
+            .map(|s| WhoPeer {
+                role: s.role,
+                id: s.id.to_string(),
+                status: s.who_status().to_string(),
+                throughput: format_traffic(&s.traffic, now.mono),
+                jid: s.shown_jid().to_string(),
+            })
+            .collect();
+        Self::send(out, iq.result(Some(Element::from(&WhoResult { peers }))));
+    }
+
+    fn stats_of(&self, stream: &DspsStream, wait: u64) -> StatsResult {
+        StatsResult {
+            init: stream.init,
+            protocol: PROTOCOL_VERSION.to_string(),
+            port: self.settings.port,
+            minthroughput: stream.minthroughput.clone(),
+            expiredefault: self.settings.expire_default_ms,
+            waitdefault: self.settings.wait_default_ms,
+            wait,
+            public: stream.public_count(),
+            maxpublic: stream.maxpublic,
+            mastercount: stream.count(Role::Master),
+            slavecount: stream.count(Role::Slave),
+            relaycount: stream.count(Role::Relay),
+            features: self.settings.features.clone(),
+            peers: Vec::new(),
+            comments: stream.comments.clone(),
+        }
+    }
+
+    pub(super) fn stream_stats(&mut self, iq: &Iq, sid: StreamId, seat: u32, out: &mut Out) {
+        let stream = &self.streams[&sid];
+        let stats = self.stats_of(stream, stream.seats[&seat].wait_ms);
+        Self::send(out, iq.result(Some(Element::from(&stats))));
+    }
+
+    pub(super) fn public_stats_one(&mut self, iq: &Iq, sid: StreamId, out: &mut Out) {
+        // XEP: <peer/> is "present only if 'to' … contained no resource".
+        let stats = self.stats_of(&self.streams[&sid], self.settings.wait_default_ms);
+        Self::send(out, iq.result(Some(Element::from(&stats))));
+    }
+
+    /// `stats` to the bare JID: one `<query type='stats'/>` per public stream, as
+    /// siblings in the result (XEP "Stream statistics"; PROFILE 19), or one empty
+    /// query when there is none.
+    pub(super) fn public_stats(&mut self, iq: &Iq, out: &mut Out) {
+        let mut ids: Vec<_> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.maxpublic > 0)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        let mut result = iq.result(None).to_element(NS_COMPONENT);
+        for sid in &ids {
+            let stream = &self.streams[sid];
+            let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
+            stats.peers = stream
+                .public_resource
+                .iter()
+                .map(|r| self.peer_jid(r))
+                .collect();
+            result.append_child(Element::from(&stats));
+        }
+        if ids.is_empty() {
+            result.append_child(attr(Element::builder("query", NS_DSPS), "type", "stats").build());
+        }
+        out.push(Action::Send(result));
+    }
+}
+
+/// The five-field throughput string of a seat at `now`: received plus sent, per window.
+fn format_traffic(slot: &TrafficSlot, now: Instant) -> String {
+    slot.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .combined(now)
+        .format()
+}

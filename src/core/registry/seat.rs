@@ -1,0 +1,139 @@
+//! The registry's private records: a stream (`DspsStream`) and its seats (`Seat`,
+//! `SeatState`), what a resource of our domain names (`Addr`), and how far a relay
+//! connection's handshake has got (`ConnState`, `Stage`).
+//!
+//! Data and small read-only queries only; every change of state is made by
+//! `Registry` in the sibling modules. A seat's states are the `who` statuses of
+//! XEP "Stream peer listing": `expire`, `wait`, `connect`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use minidom::Element;
+
+use super::{ConnId, StreamId, TrafficSlot};
+use crate::core::timers::TimerId;
+use crate::proto::iq::bare;
+use crate::proto::query::Role;
+
+#[derive(Debug)]
+pub(super) enum SeatState {
+    Invited {
+        resource: String,
+        iq_ids: Vec<String>,
+        wait_ms: u64,
+        timer: Option<TimerId>,
+        /// When the invitation expires (None = never), for re-sent invitations.
+        expires: Option<Instant>,
+    },
+    Waiting {
+        handshake: Option<ConnId>,
+        timer: Option<TimerId>,
+    },
+    Connected {
+        conn: ConnId,
+    },
+}
+
+#[derive(Debug)]
+pub(super) struct Seat {
+    pub(super) id: u32,
+    pub(super) jid: String,
+    /// The JID the seat was made for (the invitation's `<peer/>`); `jid` becomes the
+    /// accepting full JID, but `timeout` reports name this one (XEP "Stream administration").
+    pub(super) invited: String,
+    pub(super) role: Role,
+    pub(super) public: bool,
+    pub(super) resource: Option<String>,
+    pub(super) wait_ms: u64,
+    pub(super) ever_connected: bool,
+    pub(super) inviters: Vec<String>,
+    pub(super) state: SeatState,
+    pub(super) traffic: TrafficSlot,
+}
+
+impl Seat {
+    pub(super) fn who_status(&self) -> &'static str {
+        match self.state {
+            SeatState::Invited { .. } => "expire",
+            SeatState::Waiting { .. } => "wait",
+            SeatState::Connected { .. } => "connect",
+        }
+    }
+
+    /// The seat's relay connection, if any, and whether it is attached (as opposed
+    /// to still in its handshake).
+    pub(super) fn state_conn(&self) -> Option<(ConnId, bool)> {
+        match self.state {
+            SeatState::Connected { conn } => Some((conn, true)),
+            SeatState::Waiting {
+                handshake: Some(conn),
+                ..
+            } => Some((conn, false)),
+            _ => None,
+        }
+    }
+
+    /// The JID others see: bare for relays (XEP "Stream peer listing").
+    pub(super) fn shown_jid(&self) -> &str {
+        if self.role == Role::Relay {
+            bare(&self.jid)
+        } else {
+            &self.jid
+        }
+    }
+
+    pub(super) fn peer_jid(&self, domain: &str) -> Option<String> {
+        self.resource.as_ref().map(|r| format!("{domain}/{r}"))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct DspsStream {
+    pub(super) creator: String,
+    pub(super) init: u64,
+    pub(super) minthroughput: String,
+    pub(super) min_rate: u64,
+    pub(super) maxpublic: u32,
+    pub(super) public_resource: Option<String>,
+    pub(super) comments: Vec<Element>,
+    pub(super) seats: BTreeMap<u32, Seat>,
+    pub(super) next_id: u32,
+}
+
+impl DspsStream {
+    pub(super) fn masters(&self) -> usize {
+        self.seats
+            .values()
+            .filter(|s| s.role == Role::Master)
+            .count()
+    }
+    pub(super) fn count(&self, role: Role) -> u32 {
+        self.seats.values().filter(|s| s.role == role).count() as u32
+    }
+    pub(super) fn public_count(&self) -> u32 {
+        self.seats.values().filter(|s| s.public).count() as u32
+    }
+}
+
+/// What a resource of our domain names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Addr {
+    Peer(StreamId, u32),
+    Invite(StreamId, u32),
+    Public(StreamId),
+}
+
+#[derive(Debug)]
+pub(super) enum Stage {
+    AwaitAuth(String),
+    AwaitKey2(String),
+    Attached,
+}
+
+#[derive(Debug)]
+pub(super) struct ConnState {
+    pub(super) stream: StreamId,
+    pub(super) seat: u32,
+    pub(super) stage: Stage,
+}
