@@ -14,7 +14,7 @@ use crate::proto::query::{self, Role};
 use crate::proto::xml::NS_COMPONENT;
 
 impl Registry {
-    /// XEP "Dropping peer": close its socket, tell it, tell the others, forget it;
+    /// XEP "Dropping from stream": close its socket, tell it, tell the others, forget it;
     /// the last master's departure ends the stream.
     /// `own`: the peer dropped itself, so what it already sent is still forwarded.
     pub(super) fn drop_seat(

@@ -66,7 +66,7 @@ impl Registry {
     }
 
     /// `stats` to the bare JID: one `<query type='stats'/>` per public stream, as
-    /// siblings in the result (XEP "Stream statistics"; PROFILE 19), or one empty
+    /// siblings in the result (XEP "Stream status listing"; PROFILE 19), or one empty
     /// query when there is none.
     pub(super) fn public_stats(&mut self, iq: &Iq, out: &mut Out) {
         let mut ids: Vec<_> = self

@@ -1924,7 +1924,7 @@ fn stats_to_the_public_jid_describes_that_stream() {
     let (_a, public) = public_stream(&mut h, 3);
     let r = h.ask("get", ERIN, &public, &dsps("stats", "", ""));
     let s = StatsResult::try_from(r.payload.as_ref().unwrap()).unwrap();
-    // <peer/> only in the bare-JID listing (XEP "Stream statistics").
+    // <peer/> only in the bare-JID listing (XEP "Stream status listing").
     assert_eq!((s.maxpublic, s.peers.clone()), (3, vec![]));
     // The public JID is a stats and join address only.
     let r = h.ask("get", ERIN, &public, &dsps("who", "", ""));
