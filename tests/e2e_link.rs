@@ -65,3 +65,21 @@ async fn component_waits_for_a_server_that_is_not_up_yet() {
     dsps.wait_for_log_async("component online", Duration::from_secs(20))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_the_component_stream_cleanly_and_exits_zero() {
+    let prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
+    let mut dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
+    let status = dsps
+        .terminate(Duration::from_secs(10))
+        .expect("dsps exits within 10 s");
+    assert!(status.success(), "exit status {status:?}\n{}", dsps.log());
+    assert!(dsps.log().contains("shutting down"));
+    // Prosody saw the component leave (it words every close "(stream error)":
+    // mod_component's session close always reports that reason).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !prosody.log().contains("component disconnected") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", prosody.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
