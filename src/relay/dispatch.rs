@@ -170,3 +170,87 @@ impl RelayDispatch {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::registry::{Attach, TrafficSlot};
+    use crate::proto::query::Role;
+
+    fn notice(to: &str) -> Element {
+        Element::builder("iq", "jabber:component:accept")
+            .attr(minidom::rxml::NcName::try_from("to").unwrap(), to)
+            .build()
+    }
+
+    fn attach(d: &mut RelayDispatch, conn: ConnId, role: Role) -> mpsc::Receiver<Control> {
+        let (tx, rx) = mpsc::channel(8);
+        d.hello(conn, tx);
+        d.apply(Action::RelayAttach {
+            conn,
+            attach: Attach {
+                stream: 7,
+                peer_id: conn.to_string(),
+                role,
+                traffic: TrafficSlot::default(),
+                min_rate: 0,
+            },
+        });
+        rx
+    }
+
+    fn last(rx: &mut mpsc::Receiver<Control>) -> Option<Control> {
+        let mut last = None;
+        while let Ok(c) = rx.try_recv() {
+            last = Some(c);
+        }
+        last
+    }
+
+    #[test]
+    fn drains_wait_for_a_finishing_master_and_notices_wait_for_the_close() {
+        let mut d = RelayDispatch::new(4);
+        let mut master = attach(&mut d, 1, Role::Master);
+        let mut slave = attach(&mut d, 2, Role::Slave);
+        // The master dropped itself, the stream ends: the slave's drain waits.
+        assert!(d.apply(Action::RelayFinish { conn: 1 }).is_empty());
+        assert!(matches!(last(&mut master), Some(Control::Finish)));
+        let out = d.apply(Action::RelayDrain {
+            conn: 2,
+            notice: notice("slave"),
+        });
+        assert!(out.is_empty());
+        assert!(d.apply(Action::StreamGone { stream: 7 }).is_empty());
+        assert!(matches!(last(&mut slave), Some(Control::Attach(_))));
+        // The master is done forwarding: now the slave drains, notice held back.
+        assert!(d.closed(1).is_empty());
+        assert!(matches!(last(&mut slave), Some(Control::Drain)));
+        // The slave has everything and closed: its notice goes out.
+        let out = d.closed(2);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].attr("to"), Some("slave"));
+        assert_eq!(d.held(), [0; 6], "nothing is left behind");
+    }
+
+    #[test]
+    fn without_a_finishing_peer_the_drain_starts_at_once() {
+        let mut d = RelayDispatch::new(4);
+        let _master = attach(&mut d, 1, Role::Master);
+        let mut slave = attach(&mut d, 2, Role::Slave);
+        d.apply(Action::RelayClose {
+            conn: 1,
+            reason: "dropped",
+        });
+        d.closed(1);
+        assert!(d
+            .apply(Action::RelayDrain {
+                conn: 2,
+                notice: notice("slave"),
+            })
+            .is_empty());
+        assert!(matches!(last(&mut slave), Some(Control::Drain)));
+        d.apply(Action::StreamGone { stream: 7 });
+        assert_eq!(d.closed(2).len(), 1);
+        assert_eq!(d.held(), [0; 6]);
+    }
+}
