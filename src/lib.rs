@@ -14,10 +14,13 @@
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
 //!   envelope, the `query` model, `error` mapping, `units`.
 //! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
-//!   timers), `info` (disco/ping/version), `throughput`, `ids`.
+//!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
+//!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the
+//!   minthroughput measure), `ids` (resources and keys).
 //! - [`xmpp`]: the async component link (login, keepalive, reconnect).
 //! - [`relay`]: the async relay port — `listener`, `conn` (handshake + data
-//!   phase), `plane` (who receives whose blocks).
+//!   phase), `plane` (who receives whose blocks), `dispatch` (carries out the
+//!   registry's relay actions in the right order).
 //! - [`service`]: wiring; `service::run(config, shutdown)` is the entry point.
 //! - [`client`]: the client library (XMPP c2s client and DSPS session helpers).
 #![forbid(unsafe_code)]
