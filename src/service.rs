@@ -2,7 +2,7 @@
 //! link and the relay listener run beside it and talk to it over channels.
 //!
 //! Because the registry has exactly one owner, no mutex guards it. The data path
-//! (blocks) does not pass through here: this task only tells the [`Plane`] who
+//! (blocks) does not pass through here: this task only tells the relay's `plane` who
 //! joined and who left.
 
 use std::future::Future;
