@@ -96,6 +96,19 @@ impl User {
         }
     }
 
+    /// Creates a stream (we are its master).
+    async fn create(&self, req: &CreateRequest) -> Seat {
+        within(self.dsps.create(req)).await.expect("create")
+    }
+
+    /// An admin request that must succeed; returns its immediate report.
+    async fn admin(&self, seat: &Seat, req: &AdminRequest) -> Vec<(String, String)> {
+        within(self.dsps.admin(seat, req))
+            .await
+            .expect("admin")
+            .peers
+    }
+
     async fn join(&mut self) -> Seat {
         let inv = within(self.events.wait_for_invitation(EVENT))
             .await
@@ -145,18 +158,17 @@ async fn eof(r: &mut BlockReader<OwnedReadHalf>) {
 
 /// alice creates; bob (slave) accepts; both connected. Presence pushes consumed.
 async fn alice_and_bob(w: &World) -> (User, Seat, User, Seat) {
+    alice_and_bob_waiting(w, None).await
+}
+
+/// [`alice_and_bob`] with the invitation's `wait` attribute set.
+async fn alice_and_bob_waiting(w: &World, wait: Option<u64>) -> (User, Seat, User, Seat) {
     let alice = user(w, "alice").await;
     let mut bob = user(w, "bob").await;
-    let a_seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
-    within(
-        alice
-            .dsps
-            .admin(&a_seat, &invite_slaves([bob.jid.as_str()])),
-    )
-    .await
-    .unwrap();
+    let a_seat = alice.create(&CreateRequest::default()).await;
+    alice
+        .admin(&a_seat, &admin(None, wait, vec![slave(&bob.jid)]))
+        .await;
     let b_seat = bob.join().await;
     (alice, a_seat, bob, b_seat)
 }
@@ -166,17 +178,11 @@ async fn unanswered_invitation_expires_and_is_reported() {
     let w = world(&["alice", "bob"], "");
     let mut alice = user(&w, "alice").await;
     let mut bob = user(&w, "bob").await;
-    let seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
+    let seat = alice.create(&CreateRequest::default()).await;
     let t0 = Instant::now();
-    within(
-        alice
-            .dsps
-            .admin(&seat, &admin(Some(300), None, vec![slave(&bob.jid)])),
-    )
-    .await
-    .unwrap();
+    alice
+        .admin(&seat, &admin(Some(300), None, vec![slave(&bob.jid)]))
+        .await;
     let inv = within(bob.events.wait_for_invitation(EVENT)).await.unwrap();
     assert_eq!(inv.invitation.expire, 300, "min(requested, default)");
     assert_eq!(
@@ -202,12 +208,8 @@ async fn rejected_invitation_is_reported_and_only_the_first_answer_counts() {
     let w = world(&["alice", "bob"], "");
     let mut alice = user(&w, "alice").await;
     let mut bob = user(&w, "bob").await;
-    let seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
-    within(alice.dsps.admin(&seat, &invite_slaves([bob.jid.as_str()])))
-        .await
-        .unwrap();
+    let seat = alice.create(&CreateRequest::default()).await;
+    alice.admin(&seat, &invite_slaves([bob.jid.as_str()])).await;
     let inv = within(bob.events.wait_for_invitation(EVENT)).await.unwrap();
     within(bob.dsps.answer(&inv, false)).await.unwrap();
     assert_eq!(
@@ -224,19 +226,7 @@ async fn rejected_invitation_is_reported_and_only_the_first_answer_counts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_but_never_connected_times_out() {
     let w = world(&["alice", "bob"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
-    let seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
-    within(
-        alice
-            .dsps
-            .admin(&seat, &admin(None, Some(300), vec![slave(&bob.jid)])),
-    )
-    .await
-    .unwrap();
-    let b_seat = bob.join().await;
+    let (mut alice, _seat, bob, b_seat) = alice_and_bob_waiting(&w, Some(300)).await;
     assert_eq!(b_seat.info.wait, 300);
     assert_eq!(
         alice.report().await,
@@ -255,13 +245,9 @@ async fn master_drops_a_slave_with_comments_and_presence() {
     let w = world(&["alice", "bob", "carol"], "");
     let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
     let mut carol = user(&w, "carol").await;
-    within(
-        alice
-            .dsps
-            .admin(&a_seat, &invite_slaves([carol.jid.as_str()])),
-    )
-    .await
-    .unwrap();
+    alice
+        .admin(&a_seat, &invite_slaves([carol.jid.as_str()]))
+        .await;
     let c_seat = carol.join().await;
     let (_ar, _aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await, ("connect".into(), alice.jid.clone()));
@@ -281,8 +267,8 @@ async fn master_drops_a_slave_with_comments_and_presence() {
     req.comments = vec![Element::builder("comment", NS_DSPS)
         .append("bye bob")
         .build()];
-    let report = within(alice.dsps.admin(&a_seat, &req)).await.unwrap();
-    assert!(report.peers.is_empty());
+    let report = alice.admin(&a_seat, &req).await;
+    assert!(report.is_empty());
     eof(&mut br).await;
     match bob.event().await {
         DspsEvent::Dropped { peer_jid, comments } => {
@@ -302,11 +288,9 @@ async fn master_drops_a_slave_with_comments_and_presence() {
 async fn dropping_nobody_reports_missing_and_slaves_may_only_drop_themselves() {
     let w = world(&["alice", "bob"], "");
     let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
-    let report = within(alice.dsps.admin(&a_seat, &drop_peer("nobody@localhost/x")))
-        .await
-        .unwrap();
+    let report = alice.admin(&a_seat, &drop_peer("nobody@localhost/x")).await;
     assert_eq!(
-        report.peers,
+        report,
         vec![("missing".into(), "nobody@localhost/x".into())]
     );
     // bob (slave) may not invite, nor drop alice; the whole request is refused.
@@ -327,9 +311,7 @@ async fn dropping_nobody_reports_missing_and_slaves_may_only_drop_themselves() {
     let who = within(alice.dsps.who(&a_seat)).await.unwrap();
     assert_eq!(who.peers.len(), 2, "the 403s changed nothing");
     // But bob may drop himself.
-    within(bob.dsps.admin(&b_seat, &drop_peer(&bob.jid)))
-        .await
-        .unwrap();
+    bob.admin(&b_seat, &drop_peer(&bob.jid)).await;
     assert!(matches!(bob.event().await, DspsEvent::Dropped { .. }));
     assert_eq!(alice.presence().await, ("drop".into(), bob.jid.clone()));
 }
@@ -368,19 +350,7 @@ async fn disconnected_peer_waits_and_reconnects_without_replay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_expiry_after_disconnection_drops_the_peer() {
     let w = world(&["alice", "bob"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
-    let a_seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
-    within(
-        alice
-            .dsps
-            .admin(&a_seat, &admin(None, Some(400), vec![slave(&bob.jid)])),
-    )
-    .await
-    .unwrap();
-    let b_seat = bob.join().await;
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob_waiting(&w, Some(400)).await;
     let (_ar, _aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await, ("connect".into(), alice.jid.clone()));
     let (br, bw) = bob.connect(&b_seat).await;
@@ -467,7 +437,7 @@ async fn public_stream_join_and_full() {
         maxpublic: 1,
         ..CreateRequest::default()
     };
-    let a_seat = within(alice.dsps.create(&create)).await.unwrap();
+    let a_seat = alice.create(&create).await;
     // stats on the bare JID lists the public stream with its public JID.
     let listing = within(
         dave.dsps
@@ -524,14 +494,14 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
         minthroughput: Some("10KB".into()),
         ..CreateRequest::default()
     };
-    let a_seat = within(alice.dsps.create(&create)).await.unwrap();
+    let a_seat = alice.create(&create).await;
     assert_eq!(a_seat.info.minthroughput, "10KB");
-    within(alice.dsps.admin(
-        &a_seat,
-        &invite_slaves([bob.jid.as_str(), carol.jid.as_str()]),
-    ))
-    .await
-    .unwrap();
+    alice
+        .admin(
+            &a_seat,
+            &invite_slaves([bob.jid.as_str(), carol.jid.as_str()]),
+        )
+        .await;
     let b_seat = bob.join().await;
     let c_seat = carol.join().await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
@@ -583,16 +553,10 @@ async fn streams_that_come_and_go_release_everything() {
     let mut gone = Vec::new();
     let mut rss_after_warmup = 0;
     for round in 0..40 {
-        let a_seat = within(alice.dsps.create(&CreateRequest::default()))
-            .await
-            .unwrap();
-        within(
-            alice
-                .dsps
-                .admin(&a_seat, &invite_slaves([bob.jid.as_str()])),
-        )
-        .await
-        .unwrap();
+        let a_seat = alice.create(&CreateRequest::default()).await;
+        alice
+            .admin(&a_seat, &invite_slaves([bob.jid.as_str()]))
+            .await;
         let b_seat = bob.join().await;
         let (_ar, mut aw) = alice.connect(&a_seat).await;
         assert_eq!(bob.presence().await.0, "connect");
@@ -656,37 +620,25 @@ async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
     let mut alice = user(&w, "alice").await;
     let mut dave = user(&w, "dave").await;
     let mut carol = user(&w, "carol").await;
-    let a_seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .unwrap();
+    let a_seat = alice.create(&CreateRequest::default()).await;
     let invite_dave = admin(
         None,
         None,
         vec![AdminAction::Invite(Role::Master, dave.jid.clone())],
     );
-    within(alice.dsps.admin(&a_seat, &invite_dave))
-        .await
-        .unwrap();
+    alice.admin(&a_seat, &invite_dave).await;
     let d_seat = dave.join().await;
-    within(
-        alice
-            .dsps
-            .admin(&a_seat, &admin(Some(5000), None, vec![slave(&carol.jid)])),
-    )
-    .await
-    .unwrap();
+    alice
+        .admin(&a_seat, &admin(Some(5000), None, vec![slave(&carol.jid)]))
+        .await;
     let first = within(carol.events.wait_for_invitation(EVENT))
         .await
         .unwrap();
     assert_eq!(first.invitation.inviters, vec![alice.jid.clone()]);
     // A later block without `expire` gets the default, but carol's invitation keeps
     // its own deadline: what the re-sent acknowledge advertises is what is left of it.
-    within(
-        dave.dsps
-            .admin(&d_seat, &invite_slaves([carol.jid.as_str()])),
-    )
-    .await
-    .unwrap();
+    dave.admin(&d_seat, &invite_slaves([carol.jid.as_str()]))
+        .await;
     let second = within(carol.events.wait_for_invitation(EVENT))
         .await
         .unwrap();
@@ -722,7 +674,7 @@ async fn rejecting_a_public_stream_is_answered_and_ignored() {
         maxpublic: 2,
         ..CreateRequest::default()
     };
-    let a_seat = within(alice.dsps.create(&create)).await.unwrap();
+    let a_seat = alice.create(&create).await;
     let listing = within(
         erin.dsps
             .xmpp()
