@@ -14,7 +14,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::scenario::{create_and_invite, id_of, read_message, Reader, Rig};
+use common::scenario::{create_and_invite, expect_message, id_of, read_message, Reader, Rig};
 use dsps::proto::query::{CreateRequest, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -69,43 +69,48 @@ async fn slave_data_reaches_only_the_master_and_never_its_sender() {
     // marker (alice sends it only after she has bob's data).
     let marker = b"MARKER #1 from the master";
     send(&mut aw, marker).await;
-    let (id, got) = read_message(&mut cr, marker.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (alice_id.as_str(), &marker[..]),
-        "carol (slave) received something other than the master's marker first"
-    );
-    let (id, got) = read_message(&mut br, marker.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (alice_id.as_str(), &marker[..]),
-        "bob received something other than the master's marker first (his own data?)"
-    );
+    expect_message(
+        &mut cr,
+        &alice_id,
+        marker,
+        "carol (slave) received something other than the master's marker first",
+    )
+    .await;
+    expect_message(
+        &mut br,
+        &alice_id,
+        marker,
+        "bob received something other than the master's marker first (his own data?)",
+    )
+    .await;
 
     // carol (slave) → alice; alice must not have had her marker back, and bob must not
     // see carol's data: his next block is the second marker.
     let carol_data = b"carol speaks to the masters";
     send(&mut cw, carol_data).await;
-    let (id, got) = read_message(&mut ar, carol_data.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (carol_id.as_str(), &carol_data[..]),
-        "alice's next block must be carol's data (not her own marker echoed)"
-    );
+    expect_message(
+        &mut ar,
+        &carol_id,
+        carol_data,
+        "alice's next block must be carol's data (not her own marker echoed)",
+    )
+    .await;
     let marker2 = b"MARKER #2";
     send(&mut aw, marker2).await;
-    let (id, got) = read_message(&mut br, marker2.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (alice_id.as_str(), &marker2[..]),
-        "bob (slave) must not receive carol's (slave) data"
-    );
-    let (id, got) = read_message(&mut cr, marker2.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (alice_id.as_str(), &marker2[..]),
-        "carol must not receive her own data back"
-    );
+    expect_message(
+        &mut br,
+        &alice_id,
+        marker2,
+        "bob (slave) must not receive carol's (slave) data",
+    )
+    .await;
+    expect_message(
+        &mut cr,
+        &alice_id,
+        marker2,
+        "carol must not receive her own data back",
+    )
+    .await;
 }
 
 /// Reads until `want` bytes arrived in total; returns the sha256 of each sender's
@@ -171,21 +176,23 @@ async fn two_masters_get_each_others_data_and_a_slave_gets_both() {
 
     let b1 = b"B1: bob (master) to everyone";
     send(&mut bw, b1).await;
-    let (id, got) = read_message(&mut ar, b1.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (bob_id.as_str(), &b1[..]),
-        "alice's first block must be bob's, not her own A1"
-    );
+    expect_message(
+        &mut ar,
+        &bob_id,
+        b1,
+        "alice's first block must be bob's, not her own A1",
+    )
+    .await;
 
     let a2 = b"A2";
     send(&mut aw, a2).await;
-    let (id, got) = read_message(&mut br, a2.len()).await;
-    assert_eq!(
-        (id.as_str(), got.as_slice()),
-        (alice_id.as_str(), &a2[..]),
-        "bob's next block must be A2, not his own B1"
-    );
+    expect_message(
+        &mut br,
+        &alice_id,
+        a2,
+        "bob's next block must be A2, not his own B1",
+    )
+    .await;
 
     // The slave got all three, in the order they were sent.
     for (want_id, want) in [

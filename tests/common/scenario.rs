@@ -164,6 +164,12 @@ pub async fn next_block(r: &mut Reader) -> Block {
 
 /// Reads blocks until at least `len` data bytes arrived; all must carry one id.
 /// Returns (id, data); the caller compares both, so a wrong block shows in its message.
+/// Reads the next message and asserts it is `want` from the peer with id `id`.
+pub async fn expect_message(r: &mut Reader, id: &str, want: &[u8], why: &str) {
+    let (got_id, got) = read_message(r, want.len()).await;
+    assert_eq!((got_id.as_str(), got.as_slice()), (id, want), "{why}");
+}
+
 pub async fn read_message(r: &mut Reader, len: usize) -> (String, Vec<u8>) {
     let first = next_block(r).await;
     let id = first.id.clone();
