@@ -60,17 +60,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(summary) => {
-            println!("{summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("recv_file: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::finish("recv_file", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<String> {

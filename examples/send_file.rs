@@ -77,17 +77,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(args).await {
-        Ok(summary) => {
-            println!("{summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("send_file: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::finish("send_file", run(Args::parse()).await)
 }
 
 async fn run(args: Args) -> Result<String> {

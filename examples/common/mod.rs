@@ -59,6 +59,21 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
     }
 }
 
+/// Ends an example: its one summary line on stdout and exit 0, or one line naming the
+/// failure on stderr and exit 1.
+pub fn finish(program: &str, outcome: Result<String>) -> std::process::ExitCode {
+    match outcome {
+        Ok(summary) => {
+            println!("{summary}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Fails with `message`.
 pub fn fail<T>(message: impl Into<String>) -> Result<T> {
     Err(Failure(message.into()))
