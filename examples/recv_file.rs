@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dsps::client::c2s::XmppClient;
-use dsps::client::session::{drop_peer, DataConn, DspsClient, DspsEvents, REQUEST_TIMEOUT};
+use dsps::client::session::{DataConn, DspsClient, DspsEvents, REQUEST_TIMEOUT};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -38,21 +38,11 @@ const WRITE_BUFFER: usize = 256 * 1024;
 #[derive(Parser, Debug)]
 #[command(name = "recv_file", about)]
 struct Args {
-    /// The XMPP server's client port (host:port).
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
-    /// Our full JID (user@domain/resource); give the sender exactly this JID.
-    #[arg(long)]
-    jid: String,
-    /// Our password.
-    #[arg(long)]
-    password: String,
+    #[command(flatten)]
+    account: common::Account,
     /// Where to write the file (created or truncated).
     #[arg(long)]
     out: PathBuf,
-    /// Connect to this host:port instead of the relay address the DSPS advertises.
-    #[arg(long, value_name = "HOST:PORT")]
-    relay_addr: Option<String>,
     /// Seconds to wait for the invitation, and for data while the transfer is idle.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -65,9 +55,16 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<String> {
     let timeout = Duration::from_secs(args.timeout);
-    let (xmpp, incoming) = XmppClient::connect(&args.server, &args.jid, &args.password)
-        .await
-        .context(&format!("logging in to {} as {}", args.server, args.jid))?;
+    let (xmpp, incoming) = XmppClient::connect(
+        &args.account.server,
+        &args.account.jid,
+        &args.account.password,
+    )
+    .await
+    .context(&format!(
+        "logging in to {} as {}",
+        args.account.server, args.account.jid
+    ))?;
     let mut events = DspsEvents::new(xmpp.clone(), incoming);
     // scripts/demo.sh waits for this line before it starts the sender.
     eprintln!("recv_file: {} is waiting for an invitation", xmpp.jid());
@@ -94,7 +91,7 @@ async fn run(args: Args) -> Result<String> {
         .await
         .context("accepting the invitation")?;
     let outcome = match dsps
-        .connect(&seat, args.relay_addr.as_deref())
+        .connect(&seat, args.account.relay_addr.as_deref())
         .await
         .context("connecting to the relay")
     {
@@ -109,8 +106,7 @@ async fn run(args: Args) -> Result<String> {
     };
     if outcome.is_err() {
         // Leave at once rather than let the stream wait for us to come back.
-        let leave = drop_peer(xmpp.jid());
-        let _ = tokio::time::timeout(REQUEST_TIMEOUT, dsps.admin(&seat, &leave)).await;
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, dsps.leave(&seat)).await;
     }
     xmpp.close().await;
     let (elapsed, digest) = outcome?;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dsps::client::c2s::XmppClient;
 use dsps::client::session::{
-    drop_peer, invite_slaves, BlockReader, ClientError, DspsClient, DspsEvent, DspsEvents, Seat,
+    invite_slaves, BlockReader, ClientError, DspsClient, DspsEvent, DspsEvents, Seat,
     REQUEST_TIMEOUT,
 };
 use dsps::proto::query::{AdminRequest, CreateRequest};
@@ -49,15 +49,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Parser, Debug)]
 #[command(name = "send_file", about)]
 struct Args {
-    /// The XMPP server's client port (host:port).
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    server: String,
-    /// Our full JID (user@domain/resource).
-    #[arg(long)]
-    jid: String,
-    /// Our password.
-    #[arg(long)]
-    password: String,
+    #[command(flatten)]
+    account: common::Account,
     /// The DSPS component's JID, e.g. dsps.example.org.
     #[arg(long)]
     dsps: String,
@@ -67,9 +60,6 @@ struct Args {
     /// A receiver's full JID (user@domain/resource); repeat for several.
     #[arg(long = "to", required = true, value_name = "JID")]
     to: Vec<String>,
-    /// Connect to this host:port instead of the relay address the DSPS advertises.
-    #[arg(long, value_name = "HOST:PORT")]
-    relay_addr: Option<String>,
     /// Seconds to wait for every receiver to accept and connect.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -92,9 +82,16 @@ async fn run(args: Args) -> Result<String> {
     }
     let meta = FileMeta::of_file(&args.file).await?;
 
-    let (xmpp, incoming) = XmppClient::connect(&args.server, &args.jid, &args.password)
-        .await
-        .context(&format!("logging in to {} as {}", args.server, args.jid))?;
+    let (xmpp, incoming) = XmppClient::connect(
+        &args.account.server,
+        &args.account.jid,
+        &args.account.password,
+    )
+    .await
+    .context(&format!(
+        "logging in to {} as {}",
+        args.account.server, args.account.jid
+    ))?;
     let dsps = DspsClient::new(xmpp.clone(), &args.dsps);
     let mut events = DspsEvents::new(xmpp.clone(), incoming);
 
@@ -110,7 +107,7 @@ async fn run(args: Args) -> Result<String> {
     // Leave the stream whatever happened. After a transfer this ends it: the last
     // master leaving makes the DSPS deliver what is queued, then drop the receivers.
     // After a failure it spares the receivers the wait for a stream that went quiet.
-    let left = tokio::time::timeout(REQUEST_TIMEOUT, dsps.admin(&seat, &drop_peer(xmpp.jid())))
+    let left = tokio::time::timeout(REQUEST_TIMEOUT, dsps.leave(&seat))
         .await
         .unwrap_or(Err(ClientError::Timeout("leaving the stream")));
     xmpp.close().await;
@@ -144,7 +141,7 @@ async fn transfer(
     // written until every receiver is there, because data sent before a peer connects
     // never reaches it.
     let conn = dsps
-        .connect(seat, args.relay_addr.as_deref())
+        .connect(seat, args.account.relay_addr.as_deref())
         .await
         .context("connecting to the relay")?;
     let wait = Duration::from_secs(args.timeout);

@@ -59,6 +59,23 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
     }
 }
 
+/// The XMPP account an example logs in with (shared flags).
+#[derive(clap::Args, Debug)]
+pub struct Account {
+    /// The XMPP server's client port (host:port).
+    #[arg(long, default_value = "127.0.0.1:5222")]
+    pub server: String,
+    /// Our full JID (user@domain/resource); invitations must name exactly this JID.
+    #[arg(long)]
+    pub jid: String,
+    /// Our password.
+    #[arg(long)]
+    pub password: String,
+    /// Connect to this host:port instead of the relay address the DSPS advertises.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub relay_addr: Option<String>,
+}
+
 /// Ends an example: its one summary line on stdout and exit 0, or one line naming the
 /// failure on stderr and exit 1.
 pub fn finish(program: &str, outcome: Result<String>) -> std::process::ExitCode {
