@@ -7,6 +7,8 @@
 //! server = "127.0.0.1:5347"     # the XMPP server's component port (required, ip:port)
 //! secret = "s3cret"             # XEP-0114 shared secret (required)
 //! version_os = false            # reveal the OS in XEP-0092 replies (default false)
+//! max_depth = 64                # deepest element nesting accepted in one inbound stanza
+//! max_inbound_stanza_size = 1048576  # most bytes of one inbound stanza (and of any name/value)
 //! [relay]
 //! listen = "0.0.0.0:5290"       # TCP data port (required, ip:port; "[::]:5290" works too)
 //! host = "dsps.example.org"     # advertised 'host' in create results (default: component.jid)
@@ -58,6 +60,18 @@ pub const DEFAULT_WAIT_MS: u64 = 60_000;
 pub const DEFAULT_EXPIRE_MS: u64 = 120_000;
 /// Default `[timeouts] handshake`, in milliseconds.
 pub const DEFAULT_HANDSHAKE_MS: u64 = 10_000;
+/// Default `[component] max_depth`: real stanzas nest a dozen levels at most; 64
+/// leaves room and keeps every recursive walk of an element tree shallow.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Accepted `[component] max_depth` values (at most 1024 so that recursive
+/// serialisation of the deepest tree stays far inside a worker's stack).
+pub const MAX_DEPTH_RANGE: Range<usize> = 8..1025;
+/// Default `[component] max_inbound_stanza_size`, in bytes: above the stanza limits
+/// of Prosody (256 KiB c2s, 512 KiB s2s) and ejabberd, so whatever a server forwards
+/// is read whole.
+pub const DEFAULT_MAX_INBOUND_STANZA: usize = 1 << 20;
+/// Accepted `[component] max_inbound_stanza_size` values, in bytes.
+pub const MAX_INBOUND_STANZA_RANGE: Range<usize> = 16_384..(64 << 20) + 1;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +123,11 @@ pub struct ComponentConfig {
     pub secret: String,
     /// Whether XEP-0092 version replies name the operating system (default false).
     pub version_os: bool,
+    /// Deepest element nesting accepted in one inbound stanza (default 64).
+    pub max_depth: usize,
+    /// Most bytes of one inbound stanza, and of any one name, attribute value or
+    /// text chunk in it (default 1 MiB).
+    pub max_inbound_stanza_size: usize,
 }
 
 // Hand-written so that logging the config never leaks the secret.
@@ -119,6 +138,8 @@ impl fmt::Debug for ComponentConfig {
             .field("server", &self.server)
             .field("secret", &"<redacted>")
             .field("version_os", &self.version_os)
+            .field("max_depth", &self.max_depth)
+            .field("max_inbound_stanza_size", &self.max_inbound_stanza_size)
             .finish()
     }
 }
@@ -334,6 +355,8 @@ struct RawComponent {
     server: Option<String>,
     secret: Option<String>,
     version_os: Option<bool>,
+    max_depth: Option<usize>,
+    max_inbound_stanza_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -408,6 +431,17 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         server,
         secret,
         version_os: c.version_os.unwrap_or(false),
+        max_depth: in_range(
+            c.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
+            MAX_DEPTH_RANGE,
+            "component.max_depth",
+        )?,
+        max_inbound_stanza_size: in_range(
+            c.max_inbound_stanza_size
+                .unwrap_or(DEFAULT_MAX_INBOUND_STANZA),
+            MAX_INBOUND_STANZA_RANGE,
+            "component.max_inbound_stanza_size",
+        )?,
     };
 
     let r = raw.relay;
@@ -514,6 +548,17 @@ fn socket_addr(value: String, key: &str) -> Result<SocketAddr, ConfigError> {
             format!("invalid socket address {value:?} (expected ip:port)"),
         )
     })
+}
+
+fn in_range(value: usize, range: Range<usize>, key: &str) -> Result<usize, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be {} to {}", range.start, range.end - 1),
+        ))
+    }
 }
 
 fn at_least_one(value: usize, key: &str) -> Result<usize, ConfigError> {

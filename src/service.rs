@@ -20,6 +20,7 @@ use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener;
 use crate::xmpp::link::{self, LinkConfig};
+use crate::xmpp::reader::ReaderLimits;
 
 /// Stanzas waiting to go out on the component link (also while it reconnects).
 pub const OUTBOUND_QUEUE: usize = 4096;
@@ -83,6 +84,11 @@ pub async fn run_with_listener(
         server: config.component.server.to_string(),
         domain: config.component.jid.clone(),
         secret: config.component.secret.clone(),
+        limits: ReaderLimits {
+            max_depth: config.component.max_depth,
+            max_stanza_bytes: config.component.max_inbound_stanza_size,
+            ..ReaderLimits::default()
+        },
     };
     let link = tokio::spawn(link::run(link_cfg, in_tx, out_rx, stop_rx.clone()));
 

@@ -7,4 +7,5 @@
 pub mod c2s;
 pub mod dsps;
 pub mod prosody;
+pub mod raw_c2s;
 pub mod scenario;
