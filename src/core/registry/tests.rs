@@ -2025,6 +2025,7 @@ fn limited(streams: usize, per_jid: usize, seats: usize) -> Harness {
             streams,
             streams_per_jid: per_jid,
             seats_per_stream: seats,
+            ..crate::config::Limits::default()
         },
         ..settings()
     })
