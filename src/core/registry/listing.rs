@@ -3,14 +3,22 @@
 //! JID, or for every public stream on the bare DSPS JID.
 //!
 //! Read-only: nothing here changes a stream.
+//!
+//! The bare-JID listing is the one reply whose size grows with the number of streams,
+//! so it is cut to `[component] max_stanza_size`: public streams are taken oldest
+//! first, and one that no longer fits is left out (a later, smaller one may still be
+//! listed). A stream's own `stats` always fits: the configuration makes room for
+//! `stream_comment_bytes` (see `config`).
 
 use std::time::Instant;
 
 use minidom::Element;
+use tracing::debug;
 
 use super::seat::DspsStream;
 use super::{Action, Now, Out, Registry, StreamId, TrafficSlot};
 use crate::proto::iq::Iq;
+use crate::proto::limits::{closing_tag_len, size_within};
 use crate::proto::query::{Role, StatsResult, WhoPeer, WhoResult, PROTOCOL_VERSION};
 use crate::proto::xml::{attr, NS_COMPONENT, NS_DSPS};
 
@@ -67,7 +75,8 @@ impl Registry {
 
     /// `stats` to the bare JID: one `<query type='stats'/>` per public stream, as
     /// siblings in the result (XEP "Stream status listing"; PROFILE 19), or one empty
-    /// query when there is none.
+    /// query when there is none; streams that would take the reply past
+    /// `max_stanza_size` are left out.
     pub(super) fn public_stats(&mut self, iq: &Iq, out: &mut Out) {
         let mut ids: Vec<_> = self
             .streams
@@ -76,7 +85,14 @@ impl Registry {
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
+        let max = self.settings.max_stanza_size;
         let mut result = iq.result(None).to_element(NS_COMPONENT);
+        // Each child is measured on its own (an upper bound of its size inside the
+        // result), so the listing costs one serialisation, not one per stream.
+        let mut used = size_within(&result, max)
+            .unwrap_or(max)
+            .saturating_add(closing_tag_len(&result));
+        let mut listed = 0usize;
         for sid in &ids {
             let stream = &self.streams[sid];
             let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
@@ -85,9 +101,21 @@ impl Registry {
                 .iter()
                 .map(|r| self.peer_jid(r))
                 .collect();
-            result.append_child(Element::from(&stats));
+            let child = Element::from(&stats);
+            if let Some(size) = size_within(&child, max.saturating_sub(used)) {
+                used += size;
+                listed += 1;
+                result.append_child(child);
+            }
         }
-        if ids.is_empty() {
+        if listed < ids.len() {
+            debug!(
+                listed,
+                left_out = ids.len() - listed,
+                "public stats listing cut to max_stanza_size"
+            );
+        }
+        if listed == 0 {
             result.append_child(attr(Element::builder("query", NS_DSPS), "type", "stats").build());
         }
         out.push(Action::Send(result));
