@@ -1116,6 +1116,15 @@ listen = "[::]:6000"
     }
 
     #[test]
+    fn the_example_config_parses_and_lists_the_defaults() {
+        let config = Config::parse(include_str!("../conf/dsps.toml")).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+        assert_eq!(config.relay.window, DEFAULT_WINDOW);
+        assert_eq!(config.timeouts.wait_ms(), DEFAULT_WAIT_MS);
+    }
+
+    #[test]
     fn secret_stays_out_of_debug_output() {
         let config = Config::parse(MINIMAL).unwrap();
         assert!(!format!("{config:?}").contains("s3cret"));
