@@ -103,6 +103,10 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
         .collect();
     // 256 KiB holds one 150 KB stream, not two.
     assert_eq!(listed.len(), 1, "listing of {size} bytes");
+    eprintln!(
+        "public listing cut to {} of 4 streams, {size} bytes",
+        listed.len()
+    );
     assert_eq!(listed[0].comments[0].text().len(), 150_000);
     assert_eq!(listed[0].peers.len(), 1, "with its public JID");
 

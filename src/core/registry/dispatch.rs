@@ -57,7 +57,7 @@ impl Registry {
         QueryLimits::from(&self.settings.limits)
     }
 
-    fn parse(&self, payload: &Element) -> Result<Request, QueryError> {
+    fn parse_request(&self, payload: &Element) -> Result<Request, QueryError> {
         Request::parse_within(payload, &self.query_limits())
     }
 
@@ -82,7 +82,7 @@ impl Registry {
         if let Some(reply) = info::answer(iq, payload, &self.settings) {
             return Self::send(out, reply);
         }
-        match self.parse(payload) {
+        match self.parse_request(payload) {
             Ok(Request::Create(c)) => self.create(iq, c, now, out),
             Ok(Request::Stats) if iq.kind == IqKind::Get => self.public_stats(iq, out),
             Ok(_) => Self::reply_error(
@@ -102,7 +102,7 @@ impl Registry {
         let Some(payload) = iq.payload.as_ref() else {
             return Self::reply_error(out, iq, DspsError::BadRequest, Some("empty iq"));
         };
-        let request = self.parse(payload);
+        let request = self.parse_request(payload);
         match addr {
             Addr::Peer(sid, seat) => {
                 if self.seat(sid, seat).map(|s| s.jid.as_str()) != Some(iq.from.as_str()) {
@@ -161,7 +161,7 @@ impl Registry {
         if let Some(Addr::Public(sid)) = self.resources.get(res).copied() {
             // XEP "Accepting an invite" shows the join as type='result'.
             if let Some(p) = iq.payload.as_ref() {
-                if let Ok(Request::Acknowledge(status)) = self.parse(p) {
+                if let Ok(Request::Acknowledge(status)) = self.parse_request(p) {
                     self.public_join(None, sid, &iq.from, &status, now, out);
                 }
             }
@@ -180,7 +180,7 @@ impl Registry {
         if !self.invitee_matches(sid, seat, &iq.from) {
             return;
         }
-        let status = match (iq.kind, iq.payload.as_ref().map(|p| self.parse(p))) {
+        let status = match (iq.kind, iq.payload.as_ref().map(|p| self.parse_request(p))) {
             (IqKind::Result, Some(Ok(Request::Acknowledge(s)))) => s,
             // An empty result or an error (the client does not speak DSPS) rejects.
             _ => "drop".to_string(),
