@@ -41,6 +41,7 @@ impl Registry {
         Self::send(out, iq.result(Some(Element::from(&WhoResult { peers }))));
     }
 
+    /// A stream's stats without its comments (see [`kept_comments`]).
     fn stats_of(&self, stream: &DspsStream, wait: u64) -> StatsResult {
         StatsResult {
             init: stream.init,
@@ -57,19 +58,22 @@ impl Registry {
             relaycount: stream.count(Role::Relay),
             features: self.settings.features.clone(),
             peers: Vec::new(),
-            comments: stream.comments.clone(),
+            comments: Vec::new(),
         }
     }
 
     pub(super) fn stream_stats(&mut self, iq: &Iq, sid: StreamId, seat: u32, out: &mut Out) {
         let stream = &self.streams[&sid];
-        let stats = self.stats_of(stream, stream.seats[&seat].wait_ms);
+        let mut stats = self.stats_of(stream, stream.seats[&seat].wait_ms);
+        stats.comments = kept_comments(stream);
         Self::send(out, iq.result(Some(Element::from(&stats))));
     }
 
     pub(super) fn public_stats_one(&mut self, iq: &Iq, sid: StreamId, out: &mut Out) {
         // XEP: <peer/> is "present only if 'to' … contained no resource".
-        let stats = self.stats_of(&self.streams[&sid], self.settings.wait_default_ms);
+        let stream = &self.streams[&sid];
+        let mut stats = self.stats_of(stream, self.settings.wait_default_ms);
+        stats.comments = kept_comments(stream);
         Self::send(out, iq.result(Some(Element::from(&stats))));
     }
 
@@ -88,7 +92,8 @@ impl Registry {
         let max = self.settings.max_stanza_size;
         let mut result = iq.result(None).to_element(NS_COMPONENT);
         // Each child is measured on its own (an upper bound of its size inside the
-        // result), so the listing costs one serialisation, not one per stream.
+        // result), and without its comments, whose kept text has a known length: so
+        // the comments of a stream that does not fit are never parsed back.
         let mut used = size_within(&result, max)
             .unwrap_or(max)
             .saturating_add(closing_tag_len(&result));
@@ -101,11 +106,17 @@ impl Registry {
                 .iter()
                 .map(|r| self.peer_jid(r))
                 .collect();
-            let child = Element::from(&stats);
-            if let Some(size) = size_within(&child, max.saturating_sub(used)) {
+            let comments = stream.comments.iter().map(String::len).sum::<usize>();
+            let room = max.saturating_sub(used);
+            let bare = Element::from(&stats);
+            let size = size_within(&bare, room)
+                .map(|s| s + comments + closing_tag_len(&bare))
+                .filter(|s| *s <= room);
+            if let Some(size) = size {
                 used += size;
                 listed += 1;
-                result.append_child(child);
+                stats.comments = kept_comments(stream);
+                result.append_child(Element::from(&stats));
             }
         }
         if listed < ids.len() {
@@ -120,6 +131,16 @@ impl Registry {
         }
         out.push(Action::Send(result));
     }
+}
+
+/// A stream's comments as elements again. They are our own serialisation of what
+/// parsed once, so they parse; one that somehow did not would be left out, not panic.
+fn kept_comments(stream: &DspsStream) -> Vec<Element> {
+    stream
+        .comments
+        .iter()
+        .filter_map(|c| c.parse::<Element>().ok())
+        .collect()
 }
 
 /// The five-field throughput string of a seat at `now`: received plus sent, per window.

@@ -308,3 +308,22 @@ fn a_listing_with_no_room_for_any_stream_is_one_empty_query() {
     assert_eq!(StatsResult::try_from(only[0]).unwrap().peers.len(), 0);
     assert_eq!(only[0].children().count(), 0, "an empty query");
 }
+
+#[test]
+fn kept_comments_come_back_from_stats_as_they_were_sent() {
+    // Streams keep comments as text; what stats shows must be the same elements.
+    let mut h = Harness::new();
+    let body = "<comment><file xmlns='urn:example:f' name='a&amp;b'/><a/><a>t</a></comment>\
+                <comment>plain</comment>";
+    let (a, _) = h.create_with(ALICE, "maxpublic='1'", body);
+    let sent: Element = dsps("create", "", body).parse().unwrap();
+    let sent: Vec<&Element> = sent.children().collect();
+    let r = h.ask_own(&a, "get", "stats");
+    let own = StatsResult::try_from(r.payload.as_ref().unwrap()).unwrap();
+    let (_, listed) = public_listing(&mut h);
+    for comments in [&own.comments, &listed[0].comments] {
+        assert_eq!(comments.len(), 2);
+        assert_eq!(&comments[0], sent[0]);
+        assert_eq!(&comments[1], sent[1]);
+    }
+}
