@@ -24,7 +24,7 @@
 //! streams = 10000               # live streams in all
 //! streams_per_jid = 64          # live streams one full JID has created
 //! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
-//! comment_bytes = 4096          # most bytes of one <comment/>, as dsps writes it
+//! comment_bytes = 4096          # most bytes of one <comment/> (+64 per node in it)
 //! comments_per_request = 16     # most <comment/> elements in one request
 //! stream_comment_bytes = 16384  # most comment bytes one stream keeps (create comments)
 //! peers_per_admin = 64          # most <peer/> elements in one admin request
@@ -108,7 +108,8 @@ pub struct Limits {
     pub streams_per_jid: usize,
     /// Seats (invited, waiting or connected peers) in one stream (default 1024).
     pub seats_per_stream: usize,
-    /// Most bytes of one `<comment/>`, serialised as dsps writes it (default 4096).
+    /// Most bytes of one `<comment/>`, serialised as dsps writes it, plus
+    /// `proto::limits::NODE_CHARGE` per element, attribute and text node (default 4096).
     pub comment_bytes: usize,
     /// Most `<comment/>` elements in one request (default 16).
     pub comments_per_request: usize,

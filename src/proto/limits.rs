@@ -12,6 +12,12 @@
 //! (tag, namespace declaration, attributes and content). Inside a larger stanza the
 //! same element is written no longer than that (a namespace it shares with its parent
 //! is not declared again), so a sum of these sizes is an upper bound of the whole.
+//!
+//! A comment counts its bytes plus [`NODE_CHARGE`] for each element, attribute and
+//! text node in it ([`comment_cost`]). Bytes alone would not bound memory: until it
+//! is written out, every invitation holds its comments as an element tree, and a
+//! tree of tiny elements takes about 50 times its text (a 4 KiB comment of `<a/>`s
+//! about 220 KiB), once per invitee.
 
 use std::fmt;
 use std::io;
@@ -77,7 +83,7 @@ impl QueryLimits {
         }
         let mut total = 0usize;
         for c in comments() {
-            let size = size_within(c, self.comment_bytes).ok_or(OverLimit {
+            let size = comment_cost(c, self.comment_bytes).ok_or(OverLimit {
                 limit: Limit::CommentBytes,
                 max: self.comment_bytes,
             })?;
@@ -152,6 +158,34 @@ impl fmt::Display for OverLimit {
             }
         }
     }
+}
+
+/// What each element, attribute and text node of a comment counts for on top of its
+/// bytes: a fraction of the 100 to 230 bytes one takes in memory, so that a comment
+/// with structure (a `<file name=… size=… sha256=…/>`, 256 bytes of charges) keeps
+/// most of its budget, while one made of thousands of `<a/>`s does not fit.
+pub const NODE_CHARGE: usize = 64;
+
+/// What comment `c` counts against `comment_bytes` and `stream_comment_bytes`: its
+/// serialised size plus [`NODE_CHARGE`] per element, attribute and text node; `None`
+/// if that is more than `max`. Walks the tree with its own stack, not by recursion.
+pub fn comment_cost(c: &Element, max: usize) -> Option<usize> {
+    let mut nodes = 0usize;
+    let mut stack = vec![c];
+    while let Some(e) = stack.pop() {
+        nodes += 1 + e.attrs().len();
+        for node in e.nodes() {
+            match node {
+                minidom::Node::Element(child) => stack.push(child),
+                minidom::Node::Text(_) => nodes += 1,
+            }
+        }
+        if nodes.saturating_mul(NODE_CHARGE) > max {
+            return None;
+        }
+    }
+    let charge = nodes * NODE_CHARGE;
+    size_within(c, max - charge).map(|bytes| bytes + charge)
 }
 
 /// The serialised size of `e` if it is at most `max` bytes, else `None`. Writing
@@ -278,18 +312,49 @@ mod tests {
         }
     }
 
-    /// A query with `n` comments, each serialised to exactly `size` bytes.
-    fn with_comments(n: usize, size: usize) -> Element {
-        let overhead = String::from(&el("<comment xmlns='jabber:iq:dsps'/>")).len();
-        // `<comment xmlns='…'>` + text + `</comment>` is one byte longer than the
-        // self-closed form plus the text.
-        let text = "x".repeat(size - overhead - "</comment>".len() + "/".len());
+    #[test]
+    fn a_comment_costs_its_bytes_and_a_charge_per_node() {
+        let text = el("<comment xmlns='jabber:iq:dsps'>hello</comment>");
+        let bytes = String::from(&text).len();
+        // The element and its text node.
+        assert_eq!(
+            comment_cost(&text, usize::MAX),
+            Some(bytes + 2 * NODE_CHARGE)
+        );
+        let file = el(
+            "<comment xmlns='jabber:iq:dsps'><file xmlns='urn:f' name='a' size='1' sha256='00'/></comment>",
+        );
+        let bytes = String::from(&file).len();
+        // Two elements and three attributes (xmlns is not an attribute here).
+        assert_eq!(
+            comment_cost(&file, usize::MAX),
+            Some(bytes + 5 * NODE_CHARGE)
+        );
+        let cost = bytes + 5 * NODE_CHARGE;
+        assert_eq!(comment_cost(&file, cost), Some(cost));
+        assert_eq!(comment_cost(&file, cost - 1), None);
+        // Thousands of tiny elements: about 16 KB of text, far more of charges.
+        let tiny = el(&format!(
+            "<comment xmlns='jabber:iq:dsps'>{}</comment>",
+            "<a/>".repeat(4000)
+        ));
+        assert_eq!(comment_cost(&tiny, 100_000), None);
+        assert_eq!(
+            comment_cost(&tiny, usize::MAX),
+            Some(String::from(&tiny).len() + 4001 * NODE_CHARGE)
+        );
+    }
+
+    /// A query with `n` text comments, each costing exactly `cost`.
+    fn with_comments(n: usize, cost: usize) -> Element {
+        let tags = String::from(&el("<comment xmlns='jabber:iq:dsps'>t</comment>")).len() - 1;
+        let text = "x".repeat(cost - tags - 2 * NODE_CHARGE);
         let comments = format!("<comment>{text}</comment>").repeat(n);
         let e = el(&format!(
             "<query xmlns='jabber:iq:dsps' type='create'>{comments}</query>"
         ));
         for c in e.children() {
-            assert_eq!(String::from(c).len(), size, "fixture comment size");
+            assert_eq!(comment_cost(c, usize::MAX), Some(cost), "fixture cost");
         }
         e
     }
@@ -297,28 +362,28 @@ mod tests {
     #[test]
     fn comments_at_each_limit_pass_one_over_does_not() {
         let lim = QueryLimits {
-            comment_bytes: 100,
+            comment_bytes: 300,
             comments_per_request: 3,
-            stream_comment_bytes: 250,
+            stream_comment_bytes: 800,
             ..QueryLimits::NONE
         };
         let over = |e: &Element, kept| lim.comments(e, kept).map_err(|e| e.limit);
-        assert_eq!(lim.comments(&with_comments(3, 80), true).unwrap().len(), 3);
-        assert_eq!(lim.comments(&with_comments(1, 100), true).unwrap().len(), 1);
+        assert_eq!(lim.comments(&with_comments(3, 250), true).unwrap().len(), 3);
+        assert_eq!(lim.comments(&with_comments(1, 300), true).unwrap().len(), 1);
         assert_eq!(
-            over(&with_comments(1, 101), false),
+            over(&with_comments(1, 301), false),
             Err(Limit::CommentBytes)
         );
         assert_eq!(
-            over(&with_comments(4, 50), false),
+            over(&with_comments(4, 200), false),
             Err(Limit::CommentsPerRequest)
         );
-        // 2 × 100 + 50 = 250 is at the stream bound; 3 × 100 is past it, but only
+        // 2 × 300 + 200 = 800 is at the stream bound; 3 × 300 is past it, but only
         // comments a stream keeps count against it.
-        let mut e = with_comments(2, 100);
-        e.append_child(with_comments(1, 50).children().next().unwrap().clone());
+        let mut e = with_comments(2, 300);
+        e.append_child(with_comments(1, 200).children().next().unwrap().clone());
         assert_eq!(lim.comments(&e, true).unwrap().len(), 3);
-        let e = with_comments(3, 100);
+        let e = with_comments(3, 300);
         assert_eq!(over(&e, true), Err(Limit::StreamCommentBytes));
         assert_eq!(lim.comments(&e, false).unwrap().len(), 3);
     }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::config::Limits;
+use crate::proto::limits::{comment_cost, NODE_CHARGE};
 
 /// A harness with `limits` and `max_stanza_size` in place of the defaults.
 fn bounded(limits: Limits, max_stanza_size: usize) -> Harness {
@@ -31,16 +32,20 @@ fn expect_400(iq: &Iq, text: &str) {
     assert!(error.has_child("bad-request", NS_STANZAS));
 }
 
-/// A `<comment>` serialised on its own (in the dsps namespace, as a child of a dsps
-/// query) to exactly `size` bytes.
-fn comment(size: usize) -> String {
+/// A text `<comment>` that costs exactly `cost` against `comment_bytes`: its bytes
+/// serialised on its own (in the dsps namespace, as a child of a dsps query) and the
+/// charges for its two nodes (the element and its text).
+fn comment(cost: usize) -> String {
     let tags = "<comment xmlns='jabber:iq:dsps'></comment>".len();
-    let c = format!("<comment>{}</comment>", "c".repeat(size - tags));
+    let c = format!(
+        "<comment>{}</comment>",
+        "c".repeat(cost - tags - 2 * NODE_CHARGE)
+    );
     let parsed: Element = dsps("create", "", &c).parse().unwrap();
     assert_eq!(
-        String::from(parsed.children().next().unwrap()).len(),
-        size,
-        "fixture comment has the intended size"
+        comment_cost(parsed.children().next().unwrap(), usize::MAX),
+        Some(cost),
+        "fixture comment has the intended cost"
     );
     c
 }
@@ -59,7 +64,7 @@ fn a_create_comment_at_the_default_limit_is_kept_one_byte_more_is_refused() {
     let (a, _) = h.create_with(ALICE, "", &comment(4096));
     let r = h.ask_own(&a, "get", "stats");
     let stats = StatsResult::try_from(r.payload.as_ref().unwrap()).unwrap();
-    assert_eq!(serialised_len(&stats.comments[0]), 4096);
+    assert_eq!(comment_cost(&stats.comments[0], usize::MAX), Some(4096));
 }
 
 #[test]
@@ -69,12 +74,12 @@ fn comments_per_request_is_a_count_of_comment_elements() {
         "get",
         ALICE,
         DOMAIN,
-        &dsps("create", "", &comment(50).repeat(17)),
+        &dsps("create", "", &comment(200).repeat(17)),
     );
     expect_400(&r, "more comments than limits.comments_per_request (16)");
-    h.create_with(ALICE, "", &comment(50).repeat(16));
+    h.create_with(ALICE, "", &comment(200).repeat(16));
     let a = h.create(BOB);
-    let r = one_iq(&h.admin(&a, "", &comment(50).repeat(17)));
+    let r = one_iq(&h.admin(&a, "", &comment(200).repeat(17)));
     expect_400(&r, "more comments than limits.comments_per_request (16)");
 }
 
@@ -83,7 +88,7 @@ fn a_stream_keeps_at_most_stream_comment_bytes_in_all() {
     let mut h = Harness::new();
     // Four comments of 4096 bytes are the default 16384 exactly.
     h.create_with(ALICE, "", &comment(4096).repeat(4));
-    let body = comment(4096).repeat(4) + &comment(100);
+    let body = comment(4096).repeat(4) + &comment(200);
     let r = h.ask("get", BOB, DOMAIN, &dsps("create", "", &body));
     expect_400(
         &r,
@@ -173,7 +178,7 @@ fn an_admin_whose_invitation_would_not_fit_is_refused_before_any_result() {
     let out = h.admin(
         &a,
         "",
-        &format!("{}<peer type='slave'>{BOB}</peer>", comment(4000).repeat(2)),
+        &format!("{}<peer type='slave'>{BOB}</peer>", comment(3000).repeat(3)),
     );
     expect_400(
         &one_iq(&out),
@@ -248,7 +253,7 @@ fn an_admin_whose_drop_notice_would_not_fit_is_refused() {
     let out = h.admin(
         &a,
         "",
-        &format!("{}<peer type='drop'>{BOB}</peer>", comment(4000).repeat(2)),
+        &format!("{}<peer type='drop'>{BOB}</peer>", comment(3000).repeat(3)),
     );
     expect_400(
         &one_iq(&out),
@@ -326,4 +331,22 @@ fn kept_comments_come_back_from_stats_as_they_were_sent() {
         assert_eq!(&comments[0], sent[0]);
         assert_eq!(&comments[1], sent[1]);
     }
+}
+
+#[test]
+fn a_comment_of_many_tiny_elements_counts_its_nodes() {
+    // 3641 bytes, under 4096, but a tree of 900 elements takes ~200 KiB in memory.
+    let mut h = Harness::new();
+    let body = format!("<comment>{}</comment>", "<a/>".repeat(900));
+    let r = h.ask("get", ALICE, DOMAIN, &dsps("create", "", &body));
+    expect_400(&r, "comment longer than limits.comment_bytes (4096)");
+    let a = h.create(BOB);
+    let out = h.admin(&a, "", &format!("{body}<peer type='slave'>{CAROL}</peer>"));
+    expect_400(
+        &one_iq(&out),
+        "comment longer than limits.comment_bytes (4096)",
+    );
+    // A comment with some structure still fits.
+    let file = "<comment><file xmlns='urn:example:f' name='big.bin' size='67108864'/></comment>";
+    h.create_with(ALICE, "", file);
 }
