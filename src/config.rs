@@ -9,6 +9,7 @@
 //! version_os = false            # reveal the OS in XEP-0092 replies (default false)
 //! max_depth = 64                # deepest element nesting accepted in one inbound stanza
 //! max_inbound_stanza_size = 1048576  # most bytes of one inbound stanza (and of any name/value)
+//! max_stanza_size = 262144      # most bytes of any stanza dsps sends (4096 to 524287)
 //! [relay]
 //! listen = "0.0.0.0:5290"       # TCP data port (required, ip:port; "[::]:5290" works too)
 //! host = "dsps.example.org"     # advertised 'host' in create results (default: component.jid)
@@ -25,6 +26,11 @@
 //! streams = 10000               # live streams in all
 //! streams_per_jid = 64          # live streams one full JID has created
 //! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
+//! comment_bytes = 4096          # most bytes of one <comment/> (+64 per node in it)
+//! comments_per_request = 16     # most <comment/> elements in one request
+//! stream_comment_bytes = 16384  # most comment bytes one stream keeps (create comments)
+//! peers_per_admin = 64          # most <peer/> elements in one admin request
+//! attribute_bytes = 3072        # most bytes of an attribute (or JID) dsps stores or repeats
 //! [timeouts]                    # optional, milliseconds; 0 = no limit for wait/expire
 //! wait = 60000                  # waitdefault
 //! expire = 120000               # expiredefault
@@ -72,6 +78,20 @@ pub const MAX_DEPTH_RANGE: Range<usize> = 8..1025;
 pub const DEFAULT_MAX_INBOUND_STANZA: usize = 1 << 20;
 /// Accepted `[component] max_inbound_stanza_size` values, in bytes.
 pub const MAX_INBOUND_STANZA_RANGE: Range<usize> = 16_384..(64 << 20) + 1;
+/// Default `[component] max_stanza_size`, in bytes: half of Prosody's default
+/// `component_stanza_size_limit`, so a stanza we send is never the one that makes the
+/// XMPP server cut the link (notes/xmpp-component.md §5).
+pub const DEFAULT_MAX_STANZA_SIZE: usize = 256 * 1024;
+/// Smallest accepted `max_stanza_size`: below this not even an error reply with a long
+/// JID and a long id would fit.
+pub const MIN_MAX_STANZA_SIZE: usize = 4096;
+/// Prosody's default `component_stanza_size_limit` (512 KiB); a stanza at or over it
+/// makes Prosody close the component stream, so `max_stanza_size` must stay below.
+pub const PROSODY_COMPONENT_STANZA_LIMIT: usize = 512 * 1024;
+/// Bytes a stats reply needs besides the stream's comments and the four values in it
+/// that are bounded by `attribute_bytes` (`from`, `to`, `id`, `minthroughput`): its
+/// numeric attributes, names and features.
+pub const STATS_REPLY_OVERHEAD: usize = 1024;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +110,10 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// `[limits]`: bounds on what clients can make the service hold, so that no one
-/// account can exhaust its memory. Requests past a limit get 503.
+/// `[limits]`: bounds on what clients can make the service hold or repeat, so that no
+/// one account can exhaust its memory or make it send a stanza the XMPP server refuses.
+/// Requests past the counts of streams and seats get 503 (the service is full); requests
+/// carrying more than the size limits allow get 400 (the request is at fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Live streams in all (default 10000).
@@ -100,6 +122,18 @@ pub struct Limits {
     pub streams_per_jid: usize,
     /// Seats (invited, waiting or connected peers) in one stream (default 1024).
     pub seats_per_stream: usize,
+    /// Most bytes of one `<comment/>`, serialised as dsps writes it, plus
+    /// `proto::limits::NODE_CHARGE` per element, attribute and text node (default 4096).
+    pub comment_bytes: usize,
+    /// Most `<comment/>` elements in one request (default 16).
+    pub comments_per_request: usize,
+    /// Most comment bytes one stream keeps, all its create comments together (default 16384).
+    pub stream_comment_bytes: usize,
+    /// Most `<peer/>` elements in one `admin` request (default 64).
+    pub peers_per_admin: usize,
+    /// Most bytes of any attribute value or JID dsps stores or repeats (default 3072:
+    /// a JID is at most 3071 bytes, three parts of 1023 and two separators).
+    pub attribute_bytes: usize,
 }
 
 impl Default for Limits {
@@ -108,6 +142,11 @@ impl Default for Limits {
             streams: 10_000,
             streams_per_jid: 64,
             seats_per_stream: 1024,
+            comment_bytes: 4096,
+            comments_per_request: 16,
+            stream_comment_bytes: 16 * 1024,
+            peers_per_admin: 64,
+            attribute_bytes: 3072,
         }
     }
 }
@@ -128,6 +167,9 @@ pub struct ComponentConfig {
     /// Most bytes of one inbound stanza, and of any one name, attribute value or
     /// text chunk in it (default 1 MiB).
     pub max_inbound_stanza_size: usize,
+    /// Most bytes of any stanza dsps sends (default 262144); bigger ones are cut,
+    /// refused or replaced by an error (see `proto::outbound`).
+    pub max_stanza_size: usize,
 }
 
 // Hand-written so that logging the config never leaks the secret.
@@ -140,6 +182,7 @@ impl fmt::Debug for ComponentConfig {
             .field("version_os", &self.version_os)
             .field("max_depth", &self.max_depth)
             .field("max_inbound_stanza_size", &self.max_inbound_stanza_size)
+            .field("max_stanza_size", &self.max_stanza_size)
             .finish()
     }
 }
@@ -346,6 +389,11 @@ struct RawLimits {
     streams: Option<usize>,
     streams_per_jid: Option<usize>,
     seats_per_stream: Option<usize>,
+    comment_bytes: Option<usize>,
+    comments_per_request: Option<usize>,
+    stream_comment_bytes: Option<usize>,
+    peers_per_admin: Option<usize>,
+    attribute_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +405,7 @@ struct RawComponent {
     version_os: Option<bool>,
     max_depth: Option<usize>,
     max_inbound_stanza_size: Option<usize>,
+    max_stanza_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -426,6 +475,16 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             "must not be empty",
         ));
     }
+    let max_stanza_size = c.max_stanza_size.unwrap_or(DEFAULT_MAX_STANZA_SIZE);
+    if !(MIN_MAX_STANZA_SIZE..PROSODY_COMPONENT_STANZA_LIMIT).contains(&max_stanza_size) {
+        return Err(ConfigError::invalid(
+            "component.max_stanza_size",
+            format!(
+                "must be {MIN_MAX_STANZA_SIZE} to {} (below Prosody's component stanza limit)",
+                PROSODY_COMPONENT_STANZA_LIMIT - 1
+            ),
+        ));
+    }
     let component = ComponentConfig {
         jid,
         server,
@@ -442,6 +501,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             MAX_INBOUND_STANZA_RANGE,
             "component.max_inbound_stanza_size",
         )?,
+        max_stanza_size,
     };
 
     let r = raw.relay;
@@ -513,19 +573,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         handshake: Duration::from_millis(handshake),
     };
 
-    let l = raw.limits;
-    let d = Limits::default();
-    let limits = Limits {
-        streams: at_least_one(l.streams.unwrap_or(d.streams), "limits.streams")?,
-        streams_per_jid: at_least_one(
-            l.streams_per_jid.unwrap_or(d.streams_per_jid),
-            "limits.streams_per_jid",
-        )?,
-        seats_per_stream: at_least_one(
-            l.seats_per_stream.unwrap_or(d.seats_per_stream),
-            "limits.seats_per_stream",
-        )?,
-    };
+    let limits = resolve_limits(raw.limits, component.max_stanza_size)?;
 
     Ok(Config {
         component,
@@ -535,6 +583,47 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         timeouts,
         limits,
     })
+}
+
+fn resolve_limits(l: RawLimits, max_stanza_size: usize) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let get = |value: Option<usize>, default: usize, key: &str| {
+        at_least_one(value.unwrap_or(default), &format!("limits.{key}"))
+    };
+    let limits = Limits {
+        streams: get(l.streams, d.streams, "streams")?,
+        streams_per_jid: get(l.streams_per_jid, d.streams_per_jid, "streams_per_jid")?,
+        seats_per_stream: get(l.seats_per_stream, d.seats_per_stream, "seats_per_stream")?,
+        comment_bytes: get(l.comment_bytes, d.comment_bytes, "comment_bytes")?,
+        comments_per_request: get(
+            l.comments_per_request,
+            d.comments_per_request,
+            "comments_per_request",
+        )?,
+        stream_comment_bytes: get(
+            l.stream_comment_bytes,
+            d.stream_comment_bytes,
+            "stream_comment_bytes",
+        )?,
+        peers_per_admin: get(l.peers_per_admin, d.peers_per_admin, "peers_per_admin")?,
+        attribute_bytes: get(l.attribute_bytes, d.attribute_bytes, "attribute_bytes")?,
+    };
+    // A stream's own stats reply carries all its comments: if they could not fit, every
+    // stats on that stream would be refused, so refuse the configuration instead.
+    let stats_reply = limits
+        .stream_comment_bytes
+        .saturating_add(limits.attribute_bytes.saturating_mul(4))
+        .saturating_add(STATS_REPLY_OVERHEAD);
+    if stats_reply > max_stanza_size {
+        return Err(ConfigError::invalid(
+            "limits.stream_comment_bytes",
+            format!(
+                "with 4 × limits.attribute_bytes and {STATS_REPLY_OVERHEAD} bytes of stats \
+                 attributes it must fit in component.max_stanza_size ({max_stanza_size})"
+            ),
+        ));
+    }
+    Ok(limits)
 }
 
 fn required<T>(value: Option<T>, key: &'static str) -> Result<T, ConfigError> {
@@ -953,12 +1042,132 @@ listen = "[::]:6000"
             ),
             (5, 2, 9)
         );
-        for key in ["streams", "streams_per_jid", "seats_per_stream"] {
+        for key in [
+            "streams",
+            "streams_per_jid",
+            "seats_per_stream",
+            "comment_bytes",
+            "comments_per_request",
+            "stream_comment_bytes",
+            "peers_per_admin",
+            "attribute_bytes",
+        ] {
             let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
             assert_eq!(err(&text), format!("limits.{key}: must be at least 1"));
         }
         let text = format!("{MINIMAL}[limits]\nstreamz = 1\n");
         assert!(err(&text).contains("limits.streamz"), "{}", err(&text));
+    }
+
+    #[test]
+    fn size_limits_have_documented_defaults() {
+        let config = Config::parse(MINIMAL).unwrap();
+        let l = config.limits;
+        assert_eq!(
+            (
+                l.comment_bytes,
+                l.comments_per_request,
+                l.stream_comment_bytes,
+                l.peers_per_admin,
+                l.attribute_bytes
+            ),
+            (4096, 16, 16384, 64, 3072)
+        );
+        assert_eq!(config.component.max_stanza_size, 262_144);
+        assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+    }
+
+    #[test]
+    fn size_limits_are_read() {
+        let text = format!(
+            "{MINIMAL}[limits]\ncomment_bytes = 10\ncomments_per_request = 2\n\
+             stream_comment_bytes = 30\npeers_per_admin = 5\nattribute_bytes = 100\n"
+        )
+        .replace("[component]\n", "[component]\nmax_stanza_size = 8192\n");
+        let config = Config::parse(&text).unwrap();
+        let l = config.limits;
+        assert_eq!(
+            (
+                l.comment_bytes,
+                l.comments_per_request,
+                l.stream_comment_bytes,
+                l.peers_per_admin,
+                l.attribute_bytes
+            ),
+            (10, 2, 30, 5, 100)
+        );
+        assert_eq!(config.component.max_stanza_size, 8192);
+    }
+
+    #[test]
+    fn max_stanza_size_must_stay_below_prosodys_limit() {
+        let with = |n: usize| {
+            MINIMAL.replace(
+                "[component]\n",
+                &format!("[component]\nmax_stanza_size = {n}\n"),
+            )
+        };
+        for n in [0, 4095, 524_288, 10_000_000] {
+            let message = err(&with(n));
+            assert!(
+                message.starts_with("component.max_stanza_size: must be 4096 to 524287"),
+                "{n}: {message}"
+            );
+        }
+        // At the smallest size the default limits no longer fit a stats reply: they must
+        // be lowered with it, and the error names the limit at fault.
+        let message = err(&with(4096));
+        assert!(
+            message.starts_with("limits.stream_comment_bytes:"),
+            "{message}"
+        );
+        assert!(
+            message.contains("component.max_stanza_size (4096)"),
+            "{message}"
+        );
+        let small = format!(
+            "{}[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 512\n",
+            with(4096)
+        );
+        assert_eq!(
+            Config::parse(&small).unwrap().component.max_stanza_size,
+            4096
+        );
+        assert_eq!(
+            Config::parse(&with(524_287))
+                .unwrap()
+                .component
+                .max_stanza_size,
+            524_287
+        );
+    }
+
+    #[test]
+    fn a_streams_comments_must_fit_in_its_stats_reply() {
+        // 16384 + 4 × 3072 + 1024 = 29696 bytes at the defaults.
+        let text = |comments: usize| {
+            format!("{MINIMAL}[limits]\nstream_comment_bytes = {comments}\n")
+                .replace("[component]\n", "[component]\nmax_stanza_size = 29696\n")
+        };
+        assert!(Config::parse(&text(16384)).is_ok());
+        let message = err(&text(16385));
+        assert!(
+            message.starts_with("limits.stream_comment_bytes:"),
+            "{message}"
+        );
+        assert_eq!(
+            Config::parse(&text(16385)).unwrap_err().key(),
+            Some("limits.stream_comment_bytes")
+        );
+    }
+
+    #[test]
+    fn the_example_config_parses_and_lists_the_defaults() {
+        let config = Config::parse(include_str!("../conf/dsps.toml")).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+        assert_eq!(config.relay.window, DEFAULT_WINDOW);
+        assert_eq!(config.timeouts.wait_ms(), DEFAULT_WAIT_MS);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! Module map:
 //! - [`config`]: the operator's TOML file.
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
-//!   envelope, the `query` model, `error` mapping, `units`.
+//!   envelope, the `query` model, `error` mapping, `units`, `limits` (what a request
+//!   may carry) and `outbound` (the size guard on every stanza we send).
 //! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
 //!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
 //!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the

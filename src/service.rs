@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::registry::{Input, Now, Registry, Settings};
+use crate::proto::outbound;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener;
@@ -126,6 +127,7 @@ pub async fn run_with_listener(
         features: Vec::new(),
         show_os: config.component.version_os,
         limits: config.limits,
+        max_stanza_size: config.component.max_stanza_size,
     });
     let mut relays = RelayDispatch::new(window);
     tokio::pin!(shutdown);
@@ -162,6 +164,10 @@ pub async fn run_with_listener(
             stanzas.extend(relays.apply(action));
         }
         for e in stanzas {
+            // Prosody cuts the link on a stanza over its limit: never send one whole.
+            let Some(e) = outbound::guard(e, config.component.max_stanza_size) else {
+                continue;
+            };
             tracing::trace!(stanza = %String::from(&e), "to XMPP");
             if let Err(e) = out_tx.try_send(e) {
                 warn!("outbound stanza dropped: {e}");

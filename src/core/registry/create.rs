@@ -17,6 +17,7 @@ use crate::core::timers::TimerKey;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{CreateRequest, CreateResult, Role, PROTOCOL_VERSION};
+use crate::proto::xml::to_xml;
 
 impl Registry {
     pub(super) fn create(&mut self, iq: &Iq, c: CreateRequest, now: Now, out: &mut Out) {
@@ -83,7 +84,8 @@ impl Registry {
             min_rate,
             maxpublic: c.maxpublic,
             public_resource: None,
-            comments: c.comments,
+            // Parsing measured each comment by writing it, so none is lost here.
+            comments: c.comments.iter().filter_map(to_xml).collect(),
             seats: BTreeMap::new(),
             next_id: 0,
         };

@@ -97,8 +97,12 @@ pub struct Settings {
     pub features: Vec<Feature>,
     /// Whether XEP-0092 answers reveal the OS.
     pub show_os: bool,
-    /// Bounds on streams and seats.
+    /// Bounds on streams, seats and what a request may carry.
     pub limits: crate::config::Limits,
+    /// Most bytes of a stanza we send (`[component] max_stanza_size`): the public
+    /// `stats` listing is cut to it and an `admin` whose invitation would pass it is
+    /// refused.
+    pub max_stanza_size: usize,
 }
 
 /// Something that happened.

@@ -11,6 +11,8 @@ use crate::proto::query::{
 };
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
+mod limits;
+
 const DOMAIN: &str = "dsps.localhost";
 const WAIT_DEFAULT: u64 = 10_000;
 const EXPIRE_DEFAULT: u64 = 20_000;
@@ -36,6 +38,7 @@ fn settings() -> Settings {
         }],
         show_os: false,
         limits: crate::config::Limits::default(),
+        max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
     }
 }
 
@@ -2025,6 +2028,7 @@ fn limited(streams: usize, per_jid: usize, seats: usize) -> Harness {
             streams,
             streams_per_jid: per_jid,
             seats_per_stream: seats,
+            ..crate::config::Limits::default()
         },
         ..settings()
     })
