@@ -70,9 +70,29 @@ impl RelayDispatch {
         out
     }
 
-    /// Drops every connection (service shutdown).
-    pub fn close_all(&mut self) {
+    /// Whether nothing is left to wait for: no connection that said hello is open,
+    /// no drain is under way or held back, no notice is waiting.
+    pub fn is_idle(&self) -> bool {
+        self.controls.is_empty()
+            && self.notices.is_empty()
+            && self.finishing.is_empty()
+            && self.deferred.is_empty()
+    }
+
+    /// Cuts every connection (the drain's deadline passed): each is told to close
+    /// and its handle dropped. Returns the drop notices that were waiting for
+    /// drains, so the peers still hear that they were dropped.
+    pub fn cut_all(&mut self) -> Vec<Element> {
+        for tx in self.controls.values() {
+            let _ = tx.try_send(Control::Close("the drain's deadline passed"));
+        }
         self.controls.clear();
+        self.finishing.clear();
+        let mut out: Vec<Element> = self.notices.drain().map(|(_, n)| n).collect();
+        for (_, held) in self.deferred.drain() {
+            out.extend(held.into_iter().map(|(_, n)| n));
+        }
+        out
     }
 
     fn tell(&self, conn: ConnId, c: Control) {

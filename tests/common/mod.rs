@@ -6,5 +6,6 @@
 
 pub mod c2s;
 pub mod dsps;
+pub mod inproc;
 pub mod prosody;
 pub mod scenario;
