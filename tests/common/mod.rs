@@ -7,5 +7,6 @@
 pub mod c2s;
 pub mod dsps;
 pub mod inproc;
+pub mod pattern;
 pub mod prosody;
 pub mod scenario;
