@@ -77,12 +77,14 @@ async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_
         std::io::Cursor::new(b.buffered.to_vec()).chain(b.tcp),
         "0",
         max,
+        u64::MAX,
         got_b.clone(),
     ));
     let rc = tokio::spawn(pattern::receive(
         std::io::Cursor::new(c.buffered.to_vec()).chain(c.tcp),
         "0",
         max,
+        u64::MAX,
         got_c.clone(),
     ));
     // Mid-transfer: both are receiving.

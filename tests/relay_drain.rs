@@ -90,8 +90,8 @@ async fn shutdown_mid_transfer_delivers_whole_blocks_then_drop_notices() {
     let (a_rd, a_wr) = a.into_split();
     let sender = tokio::spawn(pattern::send(a_wr, PAYLOAD, sent.clone()));
     let max = BLOCK + 64;
-    let rb = tokio::spawn(pattern::receive(b, "0", max, got_b.clone()));
-    let rc = tokio::spawn(pattern::receive(c, "0", max, got_c.clone()));
+    let rb = tokio::spawn(pattern::receive(b, "0", max, u64::MAX, got_b.clone()));
+    let rc = tokio::spawn(pattern::receive(c, "0", max, u64::MAX, got_c.clone()));
     // Mid-transfer: both slaves are receiving.
     progress("bob receiving", &got_b, 4 << 20).await;
     progress("carol receiving", &got_c, 4 << 20).await;

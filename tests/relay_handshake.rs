@@ -65,3 +65,44 @@ async fn a_silent_connection_is_closed_at_the_handshake_timeout() {
         "closed after {waited:?} of (virtual) time, not at the 3 s handshake timeout"
     );
 }
+
+#[tokio::test]
+async fn a_peer_that_disconnects_is_dropped_when_its_wait_runs_out() {
+    let mut d = InProc::start("", "[timeouts]\nwait = 3000\n").await;
+    let alice = d.create(ALICE).await;
+    let bob = d.invite(&alice, Role::Slave, BOB).await;
+    let _a = d.connect(&alice, None).await;
+    let b = d.connect(&bob, None).await;
+    // From here on time only moves when everything is idle, straight to the next
+    // deadline: the wait is tested without waiting.
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    drop(b);
+    let presence = |status: &'static str| {
+        move |q: &dsps::proto::iq::Iq| {
+            q.to == ALICE
+                && q.payload.as_ref().is_some_and(|p| {
+                    dsps::proto::query::PresencePush::try_from(p)
+                        .is_ok_and(|p| p.peers.iter().any(|(s, j)| s == status && j == BOB))
+                })
+        }
+    };
+    d.wait_for("alice hears bob is waiting", presence("waiting"))
+        .await;
+    let notice = d
+        .wait_for("bob's drop notice", |q| {
+            q.to == BOB && q.dsps_type() == Some("acknowledge")
+        })
+        .await;
+    let waited = start.elapsed();
+    assert_eq!(
+        notice.payload.as_ref().and_then(|p| p.attr("status")),
+        Some("drop")
+    );
+    assert!(
+        waited >= Duration::from_millis(3000) && waited < Duration::from_millis(3500),
+        "dropped after {waited:?} of (virtual) time, not at the 3 s wait"
+    );
+    d.wait_for("alice hears bob was dropped", presence("drop"))
+        .await;
+}

@@ -278,6 +278,12 @@ impl RefusalLog {
         self.last_report.map(|t| t + self.interval)
     }
 
+    /// Returns the held tally whatever the interval (the listener is stopping, so
+    /// no later report would say it).
+    pub fn take(&mut self) -> Option<Tally> {
+        (self.held != Tally::default()).then(|| std::mem::take(&mut self.held))
+    }
+
     /// Returns the held tally if there is one and the interval has passed.
     pub fn flush(&mut self, now: Instant) -> Option<Tally> {
         // `match`, not `Option::is_none_or`: that needs Rust 1.82 and we support 1.80.
@@ -426,5 +432,14 @@ mod tests {
         assert_eq!(held.last_source, Some(src));
         assert_eq!(log.due(), None);
         assert_eq!(log.flush(t0 + Duration::from_secs(30)), None);
+        log.record(Refusal::Total, src, t0 + Duration::from_secs(31));
+        log.record(Refusal::Evicted, src, t0 + Duration::from_secs(32));
+        let last = log.take().expect("held at the end");
+        assert_eq!(
+            (last.refused(), last.evicted),
+            (0, 1),
+            "the 31 s one was reported at once"
+        );
+        assert_eq!(log.take(), None);
     }
 }

@@ -59,7 +59,7 @@ pub async fn serve(
                 continue;
             }
             _ = crate::service::stopped(&mut stop) => {
-                if let Some(t) = refusals.flush(Instant::now().into_std()) {
+                if let Some(t) = refusals.take() {
                     report(&t);
                 }
                 return;
