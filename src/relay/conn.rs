@@ -158,7 +158,11 @@ pub async fn serve(
         &mut control_rx,
         &ticket,
     );
+    // Biased: a handshake the registry has just completed (its Attach is waiting in
+    // the channel) goes on to the data phase, where a drain delivers its queue,
+    // rather than being abandoned by a signal that arrived at the same moment.
     let outcome = tokio::select! {
+        biased;
         r = tokio::time::timeout(settings.handshake_timeout, handshake) => {
             r.map(|h| h.map_err(Abandoned::Failed))
         }
