@@ -253,6 +253,36 @@ mod tests {
     }
 
     #[test]
+    fn cutting_at_the_deadline_closes_everyone_and_returns_every_held_notice() {
+        let mut d = RelayDispatch::new(4);
+        let mut master = attach(&mut d, 1, Role::Master);
+        let mut slave = attach(&mut d, 2, Role::Slave);
+        let _handshake = {
+            let (tx, rx) = mpsc::channel(8);
+            d.hello(3, tx);
+            rx
+        };
+        // The master is finishing, so the slave's drain (and its notice) is held
+        // back; connection 3 is still in its handshake.
+        d.apply(Action::RelayFinish { conn: 1 });
+        d.apply(Action::RelayDrain {
+            conn: 2,
+            notice: notice("slave"),
+        });
+        assert!(!d.is_idle());
+        let mut out: Vec<_> = d
+            .cut_all()
+            .iter()
+            .filter_map(|e| e.attr("to").map(str::to_string))
+            .collect();
+        out.sort();
+        assert_eq!(out, vec!["slave".to_string()]);
+        assert!(matches!(last(&mut master), Some(Control::Close(_))));
+        assert!(matches!(last(&mut slave), Some(Control::Close(_))));
+        assert!(d.is_idle(), "nothing is left to wait for");
+    }
+
+    #[test]
     fn without_a_finishing_peer_the_drain_starts_at_once() {
         let mut d = RelayDispatch::new(4);
         let _master = attach(&mut d, 1, Role::Master);
