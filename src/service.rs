@@ -116,10 +116,15 @@ pub fn link_channels() -> (LinkEnds, FarEnds) {
 }
 
 /// How [`run_with_link`] ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Stopped {
     /// When the whole drain must be over: the link has until then to close.
     pub link_deadline: Instant,
+    /// The inbound end, handed back: a link whose inbound channel is gone stops at
+    /// once, and what still arrives while it sends the last stanzas (clients
+    /// acknowledging their drop notices) would then cut those stanzas off. The
+    /// caller keeps reading (and dropping) from it until the link is closed.
+    pub inbound: mpsc::Receiver<Element>,
 }
 
 /// The drain's clock, started by the first signal.
@@ -157,14 +162,24 @@ pub async fn run_with_listener(
         secret: config.component.secret.clone(),
     };
     let mut link = tokio::spawn(link::run(link_cfg, far.to_dsps, far.from_dsps, stop_rx));
-    let stopped = run_with_link(config, listener, ends, shutdown).await;
+    let Stopped {
+        link_deadline,
+        mut inbound,
+    } = run_with_link(config, listener, ends, shutdown).await;
     // `outbound` is closed now: the link sends what is still queued (the drop
     // notices), closes the XMPP stream and returns. Past the deadline it is told
     // to stop, and then abandoned.
-    if tokio::time::timeout_at(stopped.link_deadline, &mut link)
-        .await
-        .is_err()
-    {
+    let closed = tokio::time::timeout_at(link_deadline, async {
+        loop {
+            tokio::select! {
+                _ = &mut link => return,
+                // Too late to act on; see `Stopped::inbound`.
+                Some(_) = inbound.recv() => {}
+            }
+        }
+    })
+    .await;
+    if closed.is_err() {
         warn!("the component link did not close within the drain; cutting it");
         let _ = stop_tx.send(true);
         if tokio::time::timeout(LINK_CUT_GRACE, &mut link)
@@ -313,5 +328,6 @@ pub async fn run_with_link(
     let _ = relay.await;
     Stopped {
         link_deadline: drain.link_deadline,
+        inbound: in_rx,
     }
 }

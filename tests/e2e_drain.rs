@@ -95,6 +95,17 @@ async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_
     })
     .await;
 
+    // Each client listens for its notice from now on and acknowledges every push at
+    // once, as a real client does, so results arrive while dsps is still sending
+    // the other notices.
+    let notices: Vec<_> = [
+        (alice, a_seat),
+        (bob, seats[0].clone()),
+        (carol, seats[1].clone()),
+    ]
+    .into_iter()
+    .map(|(mut p, seat)| tokio::spawn(async move { dropped(&mut p, &seat).await }))
+    .collect();
     let t0 = Instant::now();
     let status =
         tokio::task::block_in_place(|| rig.dsps.terminate(Duration::from_millis(DRAIN_MS + 2000)))
@@ -142,9 +153,9 @@ async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_
         (rc.bytes, &rc.sha256),
         "bob and carol differ"
     );
-    dropped(&mut bob, &seats[0]).await;
-    dropped(&mut carol, &seats[1]).await;
-    dropped(&mut alice, &a_seat).await;
+    for n in notices {
+        within(n).await.expect("a drop notice");
+    }
     let log = rig.dsps.log();
     for line in [
         "stopping; a second signal exits at once",

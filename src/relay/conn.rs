@@ -381,7 +381,7 @@ where
     );
     tokio::pin!(reader);
     let mut finish = false;
-    let mut stopped_reading = None;
+    let mut reading = true;
     let end = {
         let writer = write_blocks(
             wr,
@@ -395,16 +395,16 @@ where
         tokio::pin!(writer);
         loop {
             tokio::select! {
-                r = &mut reader, if stopped_reading.is_none() => match r {
+                r = &mut reader, if reading => match r {
                     ReadEnd::Ended(why) => return why,
                     // Stopped, not ended: what is queued for this peer still goes out.
-                    ReadEnd::Stopped => stopped_reading = Some(()),
+                    ReadEnd::Stopped => reading = false,
                 },
                 w = &mut writer => break w,
             }
         }
     };
-    if !finish || stopped_reading.is_some() {
+    if !finish || !reading {
         return end;
     }
     // The peer dropped itself: what it already sent still reaches the others
