@@ -3,7 +3,9 @@
 //! made of whole blocks, both get the same blocks (everything the relay had read
 //! from the master), then each peer gets its drop notice; during the drain a
 //! `create` gets 503 and the relay port takes no new connection; a peer that does
-//! not read is cut at the drain's deadline and still gets its notice.
+//! not read is cut at the drain's deadline and still gets its notice; a master that
+//! dropped itself and is still forwarding stops at the signal and its slave's drain
+//! (held back for it) then completes.
 
 mod common;
 
@@ -192,4 +194,42 @@ async fn during_the_drain_creates_get_503_and_a_stuck_reader_is_cut_at_the_deadl
     assert!(drop_notice_for(&iqs, ALICE).is_some(), "{iqs:?}");
     drop(b);
     sender.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_while_a_master_that_dropped_itself_is_still_forwarding() {
+    let mut d = InProc::start(&format!("block_size = {BLOCK}\nwindow = 8"), "").await;
+    let alice = d.create(ALICE).await;
+    let bob = d.invite(&alice, Role::Slave, BOB).await;
+    let a = d.connect(&alice, None).await;
+    let b = d.connect(&bob, None).await;
+    let (sent, got) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (_a_rd, a_wr) = a.into_split();
+    let sender = tokio::spawn(pattern::send(a_wr, PAYLOAD, sent.clone()));
+    let rb = tokio::spawn(pattern::receive(b, "0", BLOCK + 64, u64::MAX, got.clone()));
+    progress("bob receiving", &got, 1 << 20).await;
+    // alice leaves while still sending: the relay keeps forwarding what she sends
+    // (she is "finishing"), and bob's end of the stream waits for that.
+    let leave = dsps::client::session::drop_peer(ALICE);
+    let r = d
+        .ask(IqKind::Set, ALICE, &alice.peer_jid, (&leave).into())
+        .await;
+    assert_eq!(r.kind, IqKind::Result, "{r:?}");
+    let before = got.load(Ordering::Relaxed);
+    progress(
+        "bob still receiving after alice left",
+        &got,
+        before + (1 << 20),
+    )
+    .await;
+
+    let t0 = Instant::now();
+    d.shutdown();
+    let iqs = d.stopped(Duration::from_secs(10)).await;
+    let took = t0.elapsed();
+    let rb = rb.await.unwrap();
+    sender.abort();
+    assert_whole_blocks_of_the_payload("bob", &rb);
+    assert!(drop_notice_for(&iqs, BOB).is_some(), "{iqs:?}");
+    assert!(took < Duration::from_secs(5), "the drain took {took:?}");
 }
