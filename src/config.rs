@@ -17,6 +17,8 @@
 //! window = 64                   # blocks queued per stream before senders are paused
 //! block_size = 16384            # most data bytes read into one block
 //! max_connections = 10000       # relay connections open at once
+//! max_connections_per_ip = 64   # of those, from one source address (IPv6: one /64)
+//! max_pending_per_ip = 16       # of those, still in their handshake
 //! [http]                        # optional: HTTP preamble listener (PROFILE 3)
 //! listen = "0.0.0.0:80"
 //! [tls]                         # optional: starttls on the relay port
@@ -35,6 +37,7 @@
 //! wait = 60000                  # waitdefault
 //! expire = 120000               # expiredefault
 //! handshake = 10000             # a relay connection's preamble and handshake must end within this
+//! drain = 10000                 # SIGTERM/SIGINT: deliver what was read, notify, close within this
 //! ```
 //!
 //! Spec: XEP-0037 "Startup" (port 5290), "Stream administration" (`wait`, `expire`);
@@ -92,6 +95,14 @@ pub const PROSODY_COMPONENT_STANZA_LIMIT: usize = 512 * 1024;
 /// that are bounded by `attribute_bytes` (`from`, `to`, `id`, `minthroughput`): its
 /// numeric attributes, names and features.
 pub const STATS_REPLY_OVERHEAD: usize = 1024;
+/// Default `[timeouts] drain`, in milliseconds.
+pub const DEFAULT_DRAIN_MS: u64 = 10_000;
+/// Default `[relay] max_connections_per_ip`: generous for one NAT's worth of users,
+/// small next to the default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default `[relay] max_pending_per_ip`: a client needs one pending connection per
+/// seat it is joining, and a legitimate handshake takes milliseconds.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 16;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,6 +221,13 @@ pub struct RelayConfig {
     pub block_size: usize,
     /// Relay connections open at once; further ones are closed at once with a log line (default 10000).
     pub max_connections: usize,
+    /// Relay connections open at once from one source address (default 64). IPv6
+    /// sources count per /64, since one host can use a whole /64.
+    pub max_connections_per_ip: usize,
+    /// Of those, connections still in their handshake (default 16), so idle sockets
+    /// from one address cannot hold the relay port for everyone until the handshake
+    /// timeout.
+    pub max_pending_per_ip: usize,
 }
 
 /// `[http]`: a second listener whose connections start with an HTTP request (PROFILE 3).
@@ -239,6 +257,9 @@ pub struct Timeouts {
     /// How long a relay connection may take for its preamble and handshake (default 10 s).
     /// Never unlimited: it is what stops an unauthenticated peer holding a task open.
     pub handshake: Duration,
+    /// Bound on the graceful drain after SIGTERM/SIGINT (default 10 s): delivering
+    /// what the relay has read, the drop notices and closing the XMPP stream.
+    pub drain: Duration,
 }
 
 impl Timeouts {
@@ -417,6 +438,8 @@ struct RawRelay {
     window: Option<usize>,
     block_size: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_pending_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -438,6 +461,7 @@ struct RawTimeouts {
     wait: Option<u64>,
     expire: Option<u64>,
     handshake: Option<u64>,
+    drain: Option<u64>,
 }
 
 impl Config {
@@ -536,6 +560,15 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
         "relay.max_connections",
     )?;
+    let max_connections_per_ip = at_least_one(
+        r.max_connections_per_ip
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP),
+        "relay.max_connections_per_ip",
+    )?;
+    let max_pending_per_ip = at_least_one(
+        r.max_pending_per_ip.unwrap_or(DEFAULT_MAX_PENDING_PER_IP),
+        "relay.max_pending_per_ip",
+    )?;
     let relay = RelayConfig {
         listen,
         host,
@@ -543,6 +576,8 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         window,
         block_size,
         max_connections,
+        max_connections_per_ip,
+        max_pending_per_ip,
     };
 
     let http = match raw.http {
@@ -567,10 +602,20 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be at least 1 (milliseconds); it cannot be unlimited",
         ));
     }
+    // An unlimited drain could keep a stopping service up forever; a second signal
+    // is the way to stop at once.
+    let drain = t.drain.unwrap_or(DEFAULT_DRAIN_MS);
+    if drain == 0 {
+        return Err(ConfigError::invalid(
+            "timeouts.drain",
+            "must be at least 1 (milliseconds); it cannot be unlimited",
+        ));
+    }
     let timeouts = Timeouts {
         wait: limit(t.wait.unwrap_or(DEFAULT_WAIT_MS)),
         expire: limit(t.expire.unwrap_or(DEFAULT_EXPIRE_MS)),
         handshake: Duration::from_millis(handshake),
+        drain: Duration::from_millis(drain),
     };
 
     let limits = resolve_limits(raw.limits, component.max_stanza_size)?;
@@ -869,6 +914,15 @@ listen = "[::]:6000"
         assert_eq!(config.relay.window, DEFAULT_WINDOW);
         assert_eq!(config.relay.block_size, DEFAULT_BLOCK_SIZE);
         assert_eq!(config.relay.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            config.relay.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP
+        );
+        assert_eq!(config.relay.max_pending_per_ip, DEFAULT_MAX_PENDING_PER_IP);
+        assert_eq!(
+            config.timeouts.drain,
+            Duration::from_millis(DEFAULT_DRAIN_MS)
+        );
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.http, None);
         assert_eq!(config.tls, None);
@@ -893,12 +947,20 @@ listen = "[::]:6000"
     fn extra_relay_keys_parse() {
         let text = MINIMAL.replace(
             "[relay]\n",
-            "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n",
+            "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n\
+             max_connections_per_ip = 2\nmax_pending_per_ip = 1\n",
         );
         let config = Config::parse(&text).unwrap();
         assert_eq!(config.relay.window, 8);
         assert_eq!(config.relay.block_size, 4096);
         assert_eq!(config.relay.max_connections, 3);
+        assert_eq!(config.relay.max_connections_per_ip, 2);
+        assert_eq!(config.relay.max_pending_per_ip, 1);
+        let text = format!("{MINIMAL}[timeouts]\ndrain = 2500\n");
+        assert_eq!(
+            Config::parse(&text).unwrap().timeouts.drain,
+            Duration::from_millis(2500)
+        );
         let text = MINIMAL.replace("[component]\n", "[component]\nversion_os = true\n");
         assert!(Config::parse(&text).unwrap().component.version_os);
     }
@@ -1015,7 +1077,13 @@ listen = "[::]:6000"
 
     #[test]
     fn zero_sizes_are_refused() {
-        for key in ["window", "block_size", "max_connections"] {
+        for key in [
+            "window",
+            "block_size",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_pending_per_ip",
+        ] {
             let text = MINIMAL.replace("[relay]\n", &format!("[relay]\n{key} = 0\n"));
             assert_eq!(err(&text), format!("relay.{key}: must be at least 1"));
         }
@@ -1025,6 +1093,8 @@ listen = "[::]:6000"
         assert!(err(&text).starts_with("relay.port"));
         let text = format!("{MINIMAL}[timeouts]\nhandshake = 0\n");
         assert!(err(&text).starts_with("timeouts.handshake"));
+        let text = format!("{MINIMAL}[timeouts]\ndrain = 0\n");
+        assert!(err(&text).starts_with("timeouts.drain"));
         let text = MINIMAL.replace("\"s3cret\"", "\"\"");
         assert_eq!(err(&text), "component.secret: must not be empty");
     }

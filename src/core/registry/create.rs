@@ -29,6 +29,14 @@ impl Registry {
                 Some("relay chains are not supported by this DSPS"),
             );
         }
+        if self.draining {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("this DSPS is shutting down"),
+            );
+        }
         let limits = self.settings.limits;
         if self.streams.len() >= limits.streams {
             return Self::reply_error(

@@ -131,6 +131,9 @@ pub enum Input {
     },
     /// Deadlines may be due.
     Tick,
+    /// The service is stopping (SIGTERM/SIGINT): end every stream as "Stream
+    /// shutdown" does, and refuse new streams and handshakes from now on.
+    Shutdown,
 }
 
 /// What the handshake gives the data path when a peer connects.
@@ -213,6 +216,8 @@ pub struct Registry {
     timers: Timers,
     next_stream: StreamId,
     next_iq: u64,
+    /// Set by [`Input::Shutdown`]: no new streams or handshakes.
+    draining: bool,
 }
 
 /// The current time, monotonic for deadlines and wall-clock for `init`.
@@ -242,6 +247,7 @@ impl Registry {
             timers: Timers::default(),
             next_stream: 1,
             next_iq: 1,
+            draining: false,
         }
     }
 
@@ -275,6 +281,7 @@ impl Registry {
             Input::RelayKey { conn, key } => self.on_key2(conn, &key, &mut out),
             Input::RelayClosed { conn } => self.on_closed(conn, now, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
+            Input::Shutdown => self.shutdown_all(now, &mut out),
         }
         out
     }
