@@ -71,6 +71,17 @@ const GARBAGE_SOCKETS: usize = 4;
 const DEEP: usize = 5000;
 /// Length of the long names and values (issue 6, case 2).
 const LONG: usize = 16_000;
+/// The hostile stanzas, by name (see [`hostile_stanza`]).
+const HOSTILE_KINDS: [&str; 8] = [
+    "deep-message",
+    "deep-iq",
+    "deep-create",
+    "deep-presence",
+    "long-value",
+    "long-name",
+    "long-attr-name",
+    "long-minthroughput",
+];
 
 /// Soak a running dsps (see `scripts/soak.sh`).
 #[derive(Parser, Debug)]
@@ -112,6 +123,9 @@ struct Args {
     /// Leave out the hostile stanzas (deep nesting, long tokens).
     #[arg(long)]
     no_hostile_xml: bool,
+    /// Which hostile stanzas to send, in rotation (comma-separated; default all).
+    #[arg(long, value_delimiter = ',', default_values_t = HOSTILE_KINDS.map(String::from))]
+    hostile_kinds: Vec<String>,
     /// Most RSS growth allowed from the warmed-up sample to the end, in MiB.
     #[arg(long, default_value_t = 32)]
     rss_growth_mib: u64,
@@ -965,11 +979,11 @@ async fn raw_login(sh: &Shared, user: &str) -> R<TcpStream> {
     Ok(tcp)
 }
 
-/// The hostile stanza of kind `kind % 8` with id `h<n>`, and whether it is an iq.
-fn hostile_stanza(kind: u64, n: u64, domain: &str) -> (String, bool) {
+/// The hostile stanza `HOSTILE_KINDS[kind]` with id `h<n>`, and whether it is an iq.
+fn hostile_stanza(kind: usize, n: u64, domain: &str) -> (String, bool) {
     let deep = format!("{}{}", "<a>".repeat(DEEP), "</a>".repeat(DEEP));
     let long = |c: &str| c.repeat(LONG);
-    match kind % 8 {
+    match kind {
         0 => (
             format!("<message to='{domain}' id='h{n}'><x xmlns='urn:x'>{deep}</x></message>"),
             false,
@@ -1059,7 +1073,12 @@ async fn hostile_xml(sh: Arc<Shared>, account: usize) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         while sh.running() {
             tick.tick().await;
-            let (stanza, _is_iq) = hostile_stanza(n, n, &sh.args.dsps);
+            let kinds = &sh.args.hostile_kinds;
+            let kind = HOSTILE_KINDS
+                .iter()
+                .position(|k| *k == kinds[n as usize % kinds.len()])
+                .expect("main checked the kind names");
+            let (stanza, _is_iq) = hostile_stanza(kind, n, &sh.args.dsps);
             match tokio::time::timeout(STEP, wr.write_all(stanza.as_bytes())).await {
                 Ok(Ok(())) => {
                     n += 1;
@@ -1227,6 +1246,18 @@ async fn public_streams(sh: &Shared, c: &DspsClient) -> R<usize> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(bad) = args
+        .hostile_kinds
+        .iter()
+        .find(|k| !HOSTILE_KINDS.contains(&k.as_str()))
+    {
+        eprintln!("soak: unknown --hostile-kinds {bad:?}; known: {HOSTILE_KINDS:?}");
+        return ExitCode::FAILURE;
+    }
+    if args.hostile_kinds.is_empty() {
+        eprintln!("soak: --hostile-kinds needs at least one kind");
+        return ExitCode::FAILURE;
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let accounts = args.workers * (SLAVES_PER_WORKER + 1) + EXTRA_ACCOUNTS;
     eprintln!(

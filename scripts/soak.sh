@@ -4,6 +4,7 @@
 # dropping, reconnecting) with hostile traffic mixed in for --duration.
 #
 #   scripts/soak.sh [--duration 3m] [--workers 4] [--no-hostile-xml] [--seed N]
+#                   [--hostile-kinds deep-message,long-value,...]  (default: all eight)
 #
 # Not part of CI or scripts/test.sh. It ends with one figures line (streams, peers,
 # bytes, errors, hostile stanzas, RSS) and exits non-zero on any failure: a lost or
@@ -25,8 +26,9 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --no-hostile-xml) HARNESS_ARGS+=(--no-hostile-xml); shift ;;
+    --hostile-kinds) HARNESS_ARGS+=(--hostile-kinds "$2"); shift 2 ;;
     --seed) HARNESS_ARGS+=(--seed "$2"); shift 2 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
     esac
 done
