@@ -7,6 +7,9 @@
 //! server = "127.0.0.1:5347"     # the XMPP server's component port (required, ip:port)
 //! secret = "s3cret"             # XEP-0114 shared secret (required)
 //! version_os = false            # reveal the OS in XEP-0092 replies (default false)
+//! max_depth = 64                # deepest element nesting accepted in one inbound stanza
+//! max_inbound_stanza_size = 1048576  # most bytes of one inbound stanza (and of any name/value)
+//! max_stanza_size = 262144      # most bytes of any stanza dsps sends (4096 to 524287)
 //! [relay]
 //! listen = "0.0.0.0:5290"       # TCP data port (required, ip:port; "[::]:5290" works too)
 //! host = "dsps.example.org"     # advertised 'host' in create results (default: component.jid)
@@ -14,6 +17,8 @@
 //! window = 64                   # blocks queued per stream before senders are paused
 //! block_size = 16384            # most data bytes read into one block
 //! max_connections = 10000       # relay connections open at once
+//! max_connections_per_ip = 64   # of those, from one source address (IPv6: one /64)
+//! max_pending_per_ip = 16       # of those, still in their handshake
 //! [http]                        # optional: HTTP preamble listener (PROFILE 3)
 //! listen = "0.0.0.0:80"
 //! [tls]                         # optional: starttls on the relay port
@@ -23,10 +28,16 @@
 //! streams = 10000               # live streams in all
 //! streams_per_jid = 64          # live streams one full JID has created
 //! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
+//! comment_bytes = 4096          # most bytes of one <comment/> (+64 per node in it)
+//! comments_per_request = 16     # most <comment/> elements in one request
+//! stream_comment_bytes = 16384  # most comment bytes one stream keeps (create comments)
+//! peers_per_admin = 64          # most <peer/> elements in one admin request
+//! attribute_bytes = 3072        # most bytes of an attribute (or JID) dsps stores or repeats
 //! [timeouts]                    # optional, milliseconds; 0 = no limit for wait/expire
 //! wait = 60000                  # waitdefault
 //! expire = 120000               # expiredefault
 //! handshake = 10000             # a relay connection's preamble and handshake must end within this
+//! drain = 10000                 # SIGTERM/SIGINT: deliver what was read, notify, close within this
 //! ```
 //!
 //! Spec: XEP-0037 "Startup" (port 5290), "Stream administration" (`wait`, `expire`);
@@ -58,6 +69,40 @@ pub const DEFAULT_WAIT_MS: u64 = 60_000;
 pub const DEFAULT_EXPIRE_MS: u64 = 120_000;
 /// Default `[timeouts] handshake`, in milliseconds.
 pub const DEFAULT_HANDSHAKE_MS: u64 = 10_000;
+/// Default `[component] max_depth`: real stanzas nest a dozen levels at most; 64
+/// leaves room and keeps every recursive walk of an element tree shallow.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Accepted `[component] max_depth` values (at most 1024 so that recursive
+/// serialisation of the deepest tree stays far inside a worker's stack).
+pub const MAX_DEPTH_RANGE: Range<usize> = 8..1025;
+/// Default `[component] max_inbound_stanza_size`, in bytes: above the stanza limits
+/// of Prosody (256 KiB c2s, 512 KiB s2s) and ejabberd, so whatever a server forwards
+/// is read whole.
+pub const DEFAULT_MAX_INBOUND_STANZA: usize = 1 << 20;
+/// Accepted `[component] max_inbound_stanza_size` values, in bytes.
+pub const MAX_INBOUND_STANZA_RANGE: Range<usize> = 16_384..(64 << 20) + 1;
+/// Default `[component] max_stanza_size`, in bytes: half of Prosody's default
+/// `component_stanza_size_limit`, so a stanza we send is never the one that makes the
+/// XMPP server cut the link (notes/xmpp-component.md §5).
+pub const DEFAULT_MAX_STANZA_SIZE: usize = 256 * 1024;
+/// Smallest accepted `max_stanza_size`: below this not even an error reply with a long
+/// JID and a long id would fit.
+pub const MIN_MAX_STANZA_SIZE: usize = 4096;
+/// Prosody's default `component_stanza_size_limit` (512 KiB); a stanza at or over it
+/// makes Prosody close the component stream, so `max_stanza_size` must stay below.
+pub const PROSODY_COMPONENT_STANZA_LIMIT: usize = 512 * 1024;
+/// Bytes a stats reply needs besides the stream's comments and the four values in it
+/// that are bounded by `attribute_bytes` (`from`, `to`, `id`, `minthroughput`): its
+/// numeric attributes, names and features.
+pub const STATS_REPLY_OVERHEAD: usize = 1024;
+/// Default `[timeouts] drain`, in milliseconds.
+pub const DEFAULT_DRAIN_MS: u64 = 10_000;
+/// Default `[relay] max_connections_per_ip`: generous for one NAT's worth of users,
+/// small next to the default `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// Default `[relay] max_pending_per_ip`: a client needs one pending connection per
+/// seat it is joining, and a legitimate handshake takes milliseconds.
+pub const DEFAULT_MAX_PENDING_PER_IP: usize = 16;
 
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +121,10 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// `[limits]`: bounds on what clients can make the service hold, so that no one
-/// account can exhaust its memory. Requests past a limit get 503.
+/// `[limits]`: bounds on what clients can make the service hold or repeat, so that no
+/// one account can exhaust its memory or make it send a stanza the XMPP server refuses.
+/// Requests past the counts of streams and seats get 503 (the service is full); requests
+/// carrying more than the size limits allow get 400 (the request is at fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Live streams in all (default 10000).
@@ -86,6 +133,18 @@ pub struct Limits {
     pub streams_per_jid: usize,
     /// Seats (invited, waiting or connected peers) in one stream (default 1024).
     pub seats_per_stream: usize,
+    /// Most bytes of one `<comment/>`, serialised as dsps writes it, plus
+    /// `proto::limits::NODE_CHARGE` per element, attribute and text node (default 4096).
+    pub comment_bytes: usize,
+    /// Most `<comment/>` elements in one request (default 16).
+    pub comments_per_request: usize,
+    /// Most comment bytes one stream keeps, all its create comments together (default 16384).
+    pub stream_comment_bytes: usize,
+    /// Most `<peer/>` elements in one `admin` request (default 64).
+    pub peers_per_admin: usize,
+    /// Most bytes of any attribute value or JID dsps stores or repeats (default 3072:
+    /// a JID is at most 3071 bytes, three parts of 1023 and two separators).
+    pub attribute_bytes: usize,
 }
 
 impl Default for Limits {
@@ -94,6 +153,11 @@ impl Default for Limits {
             streams: 10_000,
             streams_per_jid: 64,
             seats_per_stream: 1024,
+            comment_bytes: 4096,
+            comments_per_request: 16,
+            stream_comment_bytes: 16 * 1024,
+            peers_per_admin: 64,
+            attribute_bytes: 3072,
         }
     }
 }
@@ -109,6 +173,14 @@ pub struct ComponentConfig {
     pub secret: String,
     /// Whether XEP-0092 version replies name the operating system (default false).
     pub version_os: bool,
+    /// Deepest element nesting accepted in one inbound stanza (default 64).
+    pub max_depth: usize,
+    /// Most bytes of one inbound stanza, and of any one name, attribute value or
+    /// text chunk in it (default 1 MiB).
+    pub max_inbound_stanza_size: usize,
+    /// Most bytes of any stanza dsps sends (default 262144); bigger ones are cut,
+    /// refused or replaced by an error (see `proto::outbound`).
+    pub max_stanza_size: usize,
 }
 
 // Hand-written so that logging the config never leaks the secret.
@@ -119,6 +191,9 @@ impl fmt::Debug for ComponentConfig {
             .field("server", &self.server)
             .field("secret", &"<redacted>")
             .field("version_os", &self.version_os)
+            .field("max_depth", &self.max_depth)
+            .field("max_inbound_stanza_size", &self.max_inbound_stanza_size)
+            .field("max_stanza_size", &self.max_stanza_size)
             .finish()
     }
 }
@@ -146,6 +221,13 @@ pub struct RelayConfig {
     pub block_size: usize,
     /// Relay connections open at once; further ones are closed at once with a log line (default 10000).
     pub max_connections: usize,
+    /// Relay connections open at once from one source address (default 64). IPv6
+    /// sources count per /64, since one host can use a whole /64.
+    pub max_connections_per_ip: usize,
+    /// Of those, connections still in their handshake (default 16), so idle sockets
+    /// from one address cannot hold the relay port for everyone until the handshake
+    /// timeout.
+    pub max_pending_per_ip: usize,
 }
 
 /// `[http]`: a second listener whose connections start with an HTTP request (PROFILE 3).
@@ -175,6 +257,9 @@ pub struct Timeouts {
     /// How long a relay connection may take for its preamble and handshake (default 10 s).
     /// Never unlimited: it is what stops an unauthenticated peer holding a task open.
     pub handshake: Duration,
+    /// Bound on the graceful drain after SIGTERM/SIGINT (default 10 s): delivering
+    /// what the relay has read, the drop notices and closing the XMPP stream.
+    pub drain: Duration,
 }
 
 impl Timeouts {
@@ -325,6 +410,11 @@ struct RawLimits {
     streams: Option<usize>,
     streams_per_jid: Option<usize>,
     seats_per_stream: Option<usize>,
+    comment_bytes: Option<usize>,
+    comments_per_request: Option<usize>,
+    stream_comment_bytes: Option<usize>,
+    peers_per_admin: Option<usize>,
+    attribute_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +424,9 @@ struct RawComponent {
     server: Option<String>,
     secret: Option<String>,
     version_os: Option<bool>,
+    max_depth: Option<usize>,
+    max_inbound_stanza_size: Option<usize>,
+    max_stanza_size: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -345,6 +438,8 @@ struct RawRelay {
     window: Option<usize>,
     block_size: Option<usize>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_pending_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +461,7 @@ struct RawTimeouts {
     wait: Option<u64>,
     expire: Option<u64>,
     handshake: Option<u64>,
+    drain: Option<u64>,
 }
 
 impl Config {
@@ -403,11 +499,33 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             "must not be empty",
         ));
     }
+    let max_stanza_size = c.max_stanza_size.unwrap_or(DEFAULT_MAX_STANZA_SIZE);
+    if !(MIN_MAX_STANZA_SIZE..PROSODY_COMPONENT_STANZA_LIMIT).contains(&max_stanza_size) {
+        return Err(ConfigError::invalid(
+            "component.max_stanza_size",
+            format!(
+                "must be {MIN_MAX_STANZA_SIZE} to {} (below Prosody's component stanza limit)",
+                PROSODY_COMPONENT_STANZA_LIMIT - 1
+            ),
+        ));
+    }
     let component = ComponentConfig {
         jid,
         server,
         secret,
         version_os: c.version_os.unwrap_or(false),
+        max_depth: in_range(
+            c.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
+            MAX_DEPTH_RANGE,
+            "component.max_depth",
+        )?,
+        max_inbound_stanza_size: in_range(
+            c.max_inbound_stanza_size
+                .unwrap_or(DEFAULT_MAX_INBOUND_STANZA),
+            MAX_INBOUND_STANZA_RANGE,
+            "component.max_inbound_stanza_size",
+        )?,
+        max_stanza_size,
     };
 
     let r = raw.relay;
@@ -442,6 +560,15 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         r.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
         "relay.max_connections",
     )?;
+    let max_connections_per_ip = at_least_one(
+        r.max_connections_per_ip
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_IP),
+        "relay.max_connections_per_ip",
+    )?;
+    let max_pending_per_ip = at_least_one(
+        r.max_pending_per_ip.unwrap_or(DEFAULT_MAX_PENDING_PER_IP),
+        "relay.max_pending_per_ip",
+    )?;
     let relay = RelayConfig {
         listen,
         host,
@@ -449,6 +576,8 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         window,
         block_size,
         max_connections,
+        max_connections_per_ip,
+        max_pending_per_ip,
     };
 
     let http = match raw.http {
@@ -473,25 +602,23 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be at least 1 (milliseconds); it cannot be unlimited",
         ));
     }
+    // An unlimited drain could keep a stopping service up forever; a second signal
+    // is the way to stop at once.
+    let drain = t.drain.unwrap_or(DEFAULT_DRAIN_MS);
+    if drain == 0 {
+        return Err(ConfigError::invalid(
+            "timeouts.drain",
+            "must be at least 1 (milliseconds); it cannot be unlimited",
+        ));
+    }
     let timeouts = Timeouts {
         wait: limit(t.wait.unwrap_or(DEFAULT_WAIT_MS)),
         expire: limit(t.expire.unwrap_or(DEFAULT_EXPIRE_MS)),
         handshake: Duration::from_millis(handshake),
+        drain: Duration::from_millis(drain),
     };
 
-    let l = raw.limits;
-    let d = Limits::default();
-    let limits = Limits {
-        streams: at_least_one(l.streams.unwrap_or(d.streams), "limits.streams")?,
-        streams_per_jid: at_least_one(
-            l.streams_per_jid.unwrap_or(d.streams_per_jid),
-            "limits.streams_per_jid",
-        )?,
-        seats_per_stream: at_least_one(
-            l.seats_per_stream.unwrap_or(d.seats_per_stream),
-            "limits.seats_per_stream",
-        )?,
-    };
+    let limits = resolve_limits(raw.limits, component.max_stanza_size)?;
 
     Ok(Config {
         component,
@@ -501,6 +628,47 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         timeouts,
         limits,
     })
+}
+
+fn resolve_limits(l: RawLimits, max_stanza_size: usize) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let get = |value: Option<usize>, default: usize, key: &str| {
+        at_least_one(value.unwrap_or(default), &format!("limits.{key}"))
+    };
+    let limits = Limits {
+        streams: get(l.streams, d.streams, "streams")?,
+        streams_per_jid: get(l.streams_per_jid, d.streams_per_jid, "streams_per_jid")?,
+        seats_per_stream: get(l.seats_per_stream, d.seats_per_stream, "seats_per_stream")?,
+        comment_bytes: get(l.comment_bytes, d.comment_bytes, "comment_bytes")?,
+        comments_per_request: get(
+            l.comments_per_request,
+            d.comments_per_request,
+            "comments_per_request",
+        )?,
+        stream_comment_bytes: get(
+            l.stream_comment_bytes,
+            d.stream_comment_bytes,
+            "stream_comment_bytes",
+        )?,
+        peers_per_admin: get(l.peers_per_admin, d.peers_per_admin, "peers_per_admin")?,
+        attribute_bytes: get(l.attribute_bytes, d.attribute_bytes, "attribute_bytes")?,
+    };
+    // A stream's own stats reply carries all its comments: if they could not fit, every
+    // stats on that stream would be refused, so refuse the configuration instead.
+    let stats_reply = limits
+        .stream_comment_bytes
+        .saturating_add(limits.attribute_bytes.saturating_mul(4))
+        .saturating_add(STATS_REPLY_OVERHEAD);
+    if stats_reply > max_stanza_size {
+        return Err(ConfigError::invalid(
+            "limits.stream_comment_bytes",
+            format!(
+                "with 4 × limits.attribute_bytes and {STATS_REPLY_OVERHEAD} bytes of stats \
+                 attributes it must fit in component.max_stanza_size ({max_stanza_size})"
+            ),
+        ));
+    }
+    Ok(limits)
 }
 
 fn required<T>(value: Option<T>, key: &'static str) -> Result<T, ConfigError> {
@@ -514,6 +682,17 @@ fn socket_addr(value: String, key: &str) -> Result<SocketAddr, ConfigError> {
             format!("invalid socket address {value:?} (expected ip:port)"),
         )
     })
+}
+
+fn in_range(value: usize, range: Range<usize>, key: &str) -> Result<usize, ConfigError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be {} to {}", range.start, range.end - 1),
+        ))
+    }
 }
 
 fn at_least_one(value: usize, key: &str) -> Result<usize, ConfigError> {
@@ -735,6 +914,15 @@ listen = "[::]:6000"
         assert_eq!(config.relay.window, DEFAULT_WINDOW);
         assert_eq!(config.relay.block_size, DEFAULT_BLOCK_SIZE);
         assert_eq!(config.relay.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            config.relay.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP
+        );
+        assert_eq!(config.relay.max_pending_per_ip, DEFAULT_MAX_PENDING_PER_IP);
+        assert_eq!(
+            config.timeouts.drain,
+            Duration::from_millis(DEFAULT_DRAIN_MS)
+        );
         assert_eq!(config.limits, Limits::default());
         assert_eq!(config.http, None);
         assert_eq!(config.tls, None);
@@ -759,12 +947,20 @@ listen = "[::]:6000"
     fn extra_relay_keys_parse() {
         let text = MINIMAL.replace(
             "[relay]\n",
-            "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n",
+            "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n\
+             max_connections_per_ip = 2\nmax_pending_per_ip = 1\n",
         );
         let config = Config::parse(&text).unwrap();
         assert_eq!(config.relay.window, 8);
         assert_eq!(config.relay.block_size, 4096);
         assert_eq!(config.relay.max_connections, 3);
+        assert_eq!(config.relay.max_connections_per_ip, 2);
+        assert_eq!(config.relay.max_pending_per_ip, 1);
+        let text = format!("{MINIMAL}[timeouts]\ndrain = 2500\n");
+        assert_eq!(
+            Config::parse(&text).unwrap().timeouts.drain,
+            Duration::from_millis(2500)
+        );
         let text = MINIMAL.replace("[component]\n", "[component]\nversion_os = true\n");
         assert!(Config::parse(&text).unwrap().component.version_os);
     }
@@ -881,7 +1077,13 @@ listen = "[::]:6000"
 
     #[test]
     fn zero_sizes_are_refused() {
-        for key in ["window", "block_size", "max_connections"] {
+        for key in [
+            "window",
+            "block_size",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_pending_per_ip",
+        ] {
             let text = MINIMAL.replace("[relay]\n", &format!("[relay]\n{key} = 0\n"));
             assert_eq!(err(&text), format!("relay.{key}: must be at least 1"));
         }
@@ -891,6 +1093,8 @@ listen = "[::]:6000"
         assert!(err(&text).starts_with("relay.port"));
         let text = format!("{MINIMAL}[timeouts]\nhandshake = 0\n");
         assert!(err(&text).starts_with("timeouts.handshake"));
+        let text = format!("{MINIMAL}[timeouts]\ndrain = 0\n");
+        assert!(err(&text).starts_with("timeouts.drain"));
         let text = MINIMAL.replace("\"s3cret\"", "\"\"");
         assert_eq!(err(&text), "component.secret: must not be empty");
     }
@@ -908,12 +1112,132 @@ listen = "[::]:6000"
             ),
             (5, 2, 9)
         );
-        for key in ["streams", "streams_per_jid", "seats_per_stream"] {
+        for key in [
+            "streams",
+            "streams_per_jid",
+            "seats_per_stream",
+            "comment_bytes",
+            "comments_per_request",
+            "stream_comment_bytes",
+            "peers_per_admin",
+            "attribute_bytes",
+        ] {
             let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
             assert_eq!(err(&text), format!("limits.{key}: must be at least 1"));
         }
         let text = format!("{MINIMAL}[limits]\nstreamz = 1\n");
         assert!(err(&text).contains("limits.streamz"), "{}", err(&text));
+    }
+
+    #[test]
+    fn size_limits_have_documented_defaults() {
+        let config = Config::parse(MINIMAL).unwrap();
+        let l = config.limits;
+        assert_eq!(
+            (
+                l.comment_bytes,
+                l.comments_per_request,
+                l.stream_comment_bytes,
+                l.peers_per_admin,
+                l.attribute_bytes
+            ),
+            (4096, 16, 16384, 64, 3072)
+        );
+        assert_eq!(config.component.max_stanza_size, 262_144);
+        assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+    }
+
+    #[test]
+    fn size_limits_are_read() {
+        let text = format!(
+            "{MINIMAL}[limits]\ncomment_bytes = 10\ncomments_per_request = 2\n\
+             stream_comment_bytes = 30\npeers_per_admin = 5\nattribute_bytes = 100\n"
+        )
+        .replace("[component]\n", "[component]\nmax_stanza_size = 8192\n");
+        let config = Config::parse(&text).unwrap();
+        let l = config.limits;
+        assert_eq!(
+            (
+                l.comment_bytes,
+                l.comments_per_request,
+                l.stream_comment_bytes,
+                l.peers_per_admin,
+                l.attribute_bytes
+            ),
+            (10, 2, 30, 5, 100)
+        );
+        assert_eq!(config.component.max_stanza_size, 8192);
+    }
+
+    #[test]
+    fn max_stanza_size_must_stay_below_prosodys_limit() {
+        let with = |n: usize| {
+            MINIMAL.replace(
+                "[component]\n",
+                &format!("[component]\nmax_stanza_size = {n}\n"),
+            )
+        };
+        for n in [0, 4095, 524_288, 10_000_000] {
+            let message = err(&with(n));
+            assert!(
+                message.starts_with("component.max_stanza_size: must be 4096 to 524287"),
+                "{n}: {message}"
+            );
+        }
+        // At the smallest size the default limits no longer fit a stats reply: they must
+        // be lowered with it, and the error names the limit at fault.
+        let message = err(&with(4096));
+        assert!(
+            message.starts_with("limits.stream_comment_bytes:"),
+            "{message}"
+        );
+        assert!(
+            message.contains("component.max_stanza_size (4096)"),
+            "{message}"
+        );
+        let small = format!(
+            "{}[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 512\n",
+            with(4096)
+        );
+        assert_eq!(
+            Config::parse(&small).unwrap().component.max_stanza_size,
+            4096
+        );
+        assert_eq!(
+            Config::parse(&with(524_287))
+                .unwrap()
+                .component
+                .max_stanza_size,
+            524_287
+        );
+    }
+
+    #[test]
+    fn a_streams_comments_must_fit_in_its_stats_reply() {
+        // 16384 + 4 × 3072 + 1024 = 29696 bytes at the defaults.
+        let text = |comments: usize| {
+            format!("{MINIMAL}[limits]\nstream_comment_bytes = {comments}\n")
+                .replace("[component]\n", "[component]\nmax_stanza_size = 29696\n")
+        };
+        assert!(Config::parse(&text(16384)).is_ok());
+        let message = err(&text(16385));
+        assert!(
+            message.starts_with("limits.stream_comment_bytes:"),
+            "{message}"
+        );
+        assert_eq!(
+            Config::parse(&text(16385)).unwrap_err().key(),
+            Some("limits.stream_comment_bytes")
+        );
+    }
+
+    #[test]
+    fn the_example_config_parses_and_lists_the_defaults() {
+        let config = Config::parse(include_str!("../conf/dsps.toml")).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+        assert_eq!(config.relay.window, DEFAULT_WINDOW);
+        assert_eq!(config.timeouts.wait_ms(), DEFAULT_WAIT_MS);
     }
 
     #[test]

@@ -12,16 +12,21 @@
 //! Module map:
 //! - [`config`]: the operator's TOML file.
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
-//!   envelope, the `query` model, `error` mapping, `units`.
+//!   envelope, the `query` model, `error` mapping, `units`, `limits` (what a request
+//!   may carry) and `outbound` (the size guard on every stanza we send).
 //! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
 //!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
 //!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the
-//!   minthroughput measure), `ids` (resources and keys).
+//!   minthroughput measure), `ids` (resources and keys), `admission` (the relay
+//!   port's limits per source address and the refusal tally).
 //! - [`xmpp`]: the async component link (login, keepalive, reconnect).
-//! - [`relay`]: the async relay port — `listener`, `conn` (handshake + data
-//!   phase), `plane` (who receives whose blocks), `dispatch` (carries out the
-//!   registry's relay actions in the right order).
-//! - [`service`]: wiring; `service::run(config, shutdown)` is the entry point.
+//! - [`relay`]: the async relay port — `listener`, `gate` (admission shared with
+//!   the connections), `conn` (handshake + data phase + drain), `plane` (who
+//!   receives whose blocks), `dispatch` (carries out the registry's relay actions
+//!   in the right order).
+//! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`
+//!   is the entry point, `service::run_with_link` runs it with channels in place
+//!   of the component link (relay tests without an XMPP server).
 //! - [`client`]: the client library (XMPP c2s client and DSPS session helpers).
 #![forbid(unsafe_code)]
 

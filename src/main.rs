@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(dsps::run(config, shutdown_signal())) {
+    match runtime.block_on(run_until_signalled(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dsps: {e}");
@@ -52,24 +52,79 @@ fn main() -> ExitCode {
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// Runs the service; the first SIGINT/SIGTERM starts the graceful drain, a second
+/// one exits at once with 128 + the signal's number (130 or 143).
+async fn run_until_signalled(config: dsps::config::Config) -> Result<(), dsps::service::RunError> {
+    let mut signals = Signals::new();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let service = dsps::run(config, async {
+        let _ = first_rx.await;
+    });
+    tokio::pin!(service);
+    let signo = tokio::select! {
+        r = &mut service => return r,
+        n = signals.next() => n,
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    tracing::info!(signal = signo, "stopping; a second signal exits at once");
+    let _ = first_tx.send(());
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        r = service => r,
+        n = signals.next() => {
+            tracing::warn!(signal = n, "second signal: exiting without finishing the drain");
+            std::process::exit(128 + n)
+        }
     }
 }
+
+/// SIGINT and SIGTERM, as streams, so the second one is caught too.
+struct Signals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            // Without a handler the default action (exit) still stops the process.
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next signal's number.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.int) => SIGINT,
+                _ = one(&mut self.term) => SIGTERM,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            SIGINT
+        }
+    }
+}
+
+/// Signal numbers, for the exit code of a second signal.
+const SIGINT: i32 = 2;
+#[cfg(unix)]
+const SIGTERM: i32 = 15;

@@ -4,27 +4,49 @@
 //! Because the registry has exactly one owner, no mutex guards it. The data path
 //! (blocks) does not pass through here: this task only tells the relay's `plane` who
 //! joined and who left.
+//!
+//! Stopping (SIGTERM/SIGINT) is a graceful drain, bounded by `[timeouts] drain`:
+//! the relay stops accepting and every connection stops reading; the registry ends
+//! every stream the way "Stream shutdown" ends one (so the relay delivers what it
+//! already read, then each peer gets its drop notice); `create` gets 503; once every
+//! relay connection has closed (or the deadline, less a reserve for the link, has
+//! passed and the rest is cut) the component link sends what is queued and closes
+//! the XMPP stream.
+//!
+//! [`run_with_link`] runs everything but the component link, with channels in its
+//! place, so tests can drive the relay without an XMPP server.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use minidom::Element;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::core::admission::AdmissionLimits;
 use crate::core::registry::{Input, Now, Registry, Settings};
+use crate::proto::outbound;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener;
 use crate::xmpp::link::{self, LinkConfig};
+use crate::xmpp::reader::ReaderLimits;
 
 /// Stanzas waiting to go out on the component link (also while it reconnects).
 pub const OUTBOUND_QUEUE: usize = 4096;
 /// Stanzas and relay events waiting for the registry task.
 pub const INBOUND_QUEUE: usize = 1024;
+/// Most of the drain kept back for closing the component link (a quarter of the
+/// drain when that is less): the link needs a moment to send the drop notices and
+/// `</stream:stream>` after the relay is done.
+pub const LINK_RESERVE: Duration = Duration::from_secs(1);
+/// How long a link that missed the drain's deadline gets to close once told to.
+pub const LINK_CUT_GRACE: Duration = Duration::from_millis(250);
 
 /// Why the service could not run.
 #[derive(Debug)]
@@ -64,33 +86,151 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Runs the service on an already bound relay listener until `shutdown` completes.
+/// The service's ends of the component link: stanzas from the XMPP server come in
+/// on `inbound`; stanzas for it go out on `outbound`.
+#[derive(Debug)]
+pub struct LinkEnds {
+    /// Stanzas from the XMPP server.
+    pub inbound: mpsc::Receiver<Element>,
+    /// Stanzas to the XMPP server. The service drops it when it is done, so the
+    /// far end sees the channel close after the last stanza.
+    pub outbound: mpsc::Sender<Element>,
+}
+
+/// The far ends of [`LinkEnds`]: what `xmpp::link::run` (or a test) holds.
+#[derive(Debug)]
+pub struct FarEnds {
+    /// Feeds the service's `inbound`.
+    pub to_dsps: mpsc::Sender<Element>,
+    /// Drains the service's `outbound`.
+    pub from_dsps: mpsc::Receiver<Element>,
+}
+
+/// A connected pair of link channels, bounded by [`INBOUND_QUEUE`] and
+/// [`OUTBOUND_QUEUE`].
+pub fn link_channels() -> (LinkEnds, FarEnds) {
+    let (to_dsps, inbound) = mpsc::channel(INBOUND_QUEUE);
+    let (outbound, from_dsps) = mpsc::channel(OUTBOUND_QUEUE);
+    (
+        LinkEnds { inbound, outbound },
+        FarEnds { to_dsps, from_dsps },
+    )
+}
+
+/// How [`run_with_link`] ended.
+#[derive(Debug)]
+pub struct Stopped {
+    /// When the whole drain must be over: the link has until then to close.
+    pub link_deadline: Instant,
+    /// The inbound end, handed back: a link whose inbound channel is gone stops at
+    /// once, and what still arrives while it sends the last stanzas (clients
+    /// acknowledging their drop notices) would then cut those stanzas off. The
+    /// caller keeps reading (and dropping) from it until the link is closed.
+    pub inbound: mpsc::Receiver<Element>,
+}
+
+/// The drain's clock, started by the first signal.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    started: Instant,
+    relay_deadline: Instant,
+    link_deadline: Instant,
+}
+
+impl Drain {
+    fn start(bound: Duration) -> Drain {
+        let started = Instant::now();
+        let reserve = LINK_RESERVE.min(bound / 4);
+        Drain {
+            started,
+            relay_deadline: started + (bound - reserve),
+            link_deadline: started + bound,
+        }
+    }
+}
+
+/// Runs the service on an already bound relay listener until `shutdown` completes
+/// and the drain is over, the component link included.
 pub async fn run_with_listener(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    let (ends, far) = link_channels();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let link_cfg = LinkConfig {
+        server: config.component.server.to_string(),
+        domain: config.component.jid.clone(),
+        secret: config.component.secret.clone(),
+        limits: ReaderLimits {
+            max_depth: config.component.max_depth,
+            max_stanza_bytes: config.component.max_inbound_stanza_size,
+            ..ReaderLimits::default()
+        },
+    };
+    let mut link = tokio::spawn(link::run(link_cfg, far.to_dsps, far.from_dsps, stop_rx));
+    let Stopped {
+        link_deadline,
+        mut inbound,
+    } = run_with_link(config, listener, ends, shutdown).await;
+    // `outbound` is closed now: the link sends what is still queued (the drop
+    // notices), closes the XMPP stream and returns. Past the deadline it is told
+    // to stop, and then abandoned.
+    let closed = tokio::time::timeout_at(link_deadline, async {
+        loop {
+            tokio::select! {
+                _ = &mut link => return,
+                // Too late to act on; see `Stopped::inbound`.
+                Some(_) = inbound.recv() => {}
+            }
+        }
+    })
+    .await;
+    if closed.is_err() {
+        warn!("the component link did not close within the drain; cutting it");
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(LINK_CUT_GRACE, &mut link)
+            .await
+            .is_err()
+        {
+            link.abort();
+        }
+    }
+}
+
+/// Runs the registry and the relay on `listener`, with `link` in place of the
+/// component link, until `shutdown` completes and the relay has drained. Returns
+/// once every relay connection is closed (or cut at the deadline) and every stanza
+/// is handed to `link.outbound`, which it then drops.
+pub async fn run_with_link(
+    config: Config,
+    listener: TcpListener,
+    link: LinkEnds,
+    shutdown: impl Future<Output = ()>,
+) -> Stopped {
     if config.tls.is_some() {
         warn!("[tls] is configured but starttls is not implemented yet; not advertised");
     }
     if config.http.is_some() {
         warn!("[http] is configured but the HTTP preamble is not implemented yet; not advertised");
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (in_tx, mut in_rx) = mpsc::channel::<Element>(INBOUND_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel::<Element>(OUTBOUND_QUEUE);
-    let link_cfg = LinkConfig {
-        server: config.component.server.to_string(),
-        domain: config.component.jid.clone(),
-        secret: config.component.secret.clone(),
-    };
-    let link = tokio::spawn(link::run(link_cfg, in_tx, out_rx, stop_rx.clone()));
-
+    let LinkEnds {
+        inbound: mut in_rx,
+        outbound: out_tx,
+    } = link;
+    // Turns true on the first signal: the listener stops, handshakes are abandoned
+    // and every relay connection stops reading.
+    let (drain_tx, drain_rx) = watch::channel(false);
     let relay_settings = Arc::new(RelaySettings {
         handshake_timeout: config.timeouts.handshake,
         block_size: config.relay.block_size,
         window: config.relay.window,
     });
+    let limits = AdmissionLimits {
+        total: config.relay.max_connections,
+        per_source: config.relay.max_connections_per_ip,
+        pending_per_source: config.relay.max_pending_per_ip,
+    };
     let window = config.relay.window;
     let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(INBOUND_QUEUE);
     match listener.local_addr() {
@@ -101,9 +241,9 @@ pub async fn run_with_listener(
     let relay = tokio::spawn(listener::serve(
         listener,
         relay_settings,
-        config.relay.max_connections,
+        limits,
         ev_tx,
-        stop_rx,
+        drain_rx,
     ));
 
     // `listen = "…:0"` (tests) binds a free port; advertise the one we got.
@@ -120,17 +260,42 @@ pub async fn run_with_listener(
         features: Vec::new(),
         show_os: config.component.version_os,
         limits: config.limits,
+        max_stanza_size: config.component.max_stanza_size,
     });
     let mut relays = RelayDispatch::new(window);
+    let mut drain: Option<Drain> = None;
+    let max_stanza_size = config.component.max_stanza_size;
+    let send = |stanzas: Vec<Element>| {
+        for e in stanzas {
+            // Prosody cuts the link on a stanza over its limit: never send one whole.
+            let Some(e) = outbound::guard(e, max_stanza_size) else {
+                continue;
+            };
+            tracing::trace!(stanza = %String::from(&e), "to XMPP");
+            if let Err(e) = out_tx.try_send(e) {
+                warn!("outbound stanza dropped: {e}");
+            }
+        }
+    };
     tokio::pin!(shutdown);
-    loop {
+    let drain = loop {
+        if let Some(d) = drain {
+            if relays.is_idle() {
+                info!(
+                    elapsed_ms = d.started.elapsed().as_millis() as u64,
+                    "drain complete: every relay connection delivered what was read and closed"
+                );
+                break d;
+            }
+        }
         let deadline = registry.next_deadline();
         let sleep = async {
             match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
                 None => std::future::pending().await,
             }
         };
+        let cut_at = drain.map(|d| d.relay_deadline);
         let mut stanzas = Vec::new();
         let input = tokio::select! {
             Some(e) = in_rx.recv() => Input::Stanza(e),
@@ -146,27 +311,36 @@ pub async fn run_with_listener(
                 }
             },
             _ = sleep => Input::Tick,
-            _ = &mut shutdown => break,
+            _ = &mut shutdown, if drain.is_none() => {
+                let d = Drain::start(config.timeouts.drain);
+                drain = Some(d);
+                let _ = drain_tx.send(true);
+                info!(
+                    streams = registry.stream_count(),
+                    drain_ms = config.timeouts.drain.as_millis() as u64,
+                    "shutting down: draining the relay"
+                );
+                Input::Shutdown
+            }
+            _ = tokio::time::sleep_until(cut_at.unwrap_or_else(Instant::now)), if cut_at.is_some() => {
+                let [open, ..] = relays.held();
+                warn!(open, "drain deadline passed; cutting the relay connections still open");
+                send(relays.cut_all());
+                break drain.expect("the cut is armed only while draining");
+            }
         };
         let now = Now {
-            mono: tokio::time::Instant::now().into_std(),
+            mono: Instant::now().into_std(),
             unix: unix_now(),
         };
         for action in registry.handle(input, now) {
             stanzas.extend(relays.apply(action));
         }
-        for e in stanzas {
-            tracing::trace!(stanza = %String::from(&e), "to XMPP");
-            if let Err(e) = out_tx.try_send(e) {
-                warn!("outbound stanza dropped: {e}");
-            }
-        }
-    }
-    info!("shutting down");
-    let _ = stop_tx.send(true);
-    // Dropping the controls closes every relay connection.
-    relays.close_all();
+        send(stanzas);
+    };
     let _ = relay.await;
-    drop(out_tx);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), link).await;
+    Stopped {
+        link_deadline: drain.link_deadline,
+        inbound: in_rx,
+    }
 }

@@ -1,4 +1,5 @@
 //! The DSPS state machine and its helpers, free of I/O.
+pub mod admission;
 pub mod ids;
 pub mod info;
 pub mod registry;

@@ -24,6 +24,8 @@ pub enum DspsError {
     NotAllowed,
     /// 409: the client+DSPS pair is already connected.
     Conflict,
+    /// 500: the answer would be larger than dsps may send (`component.max_stanza_size`).
+    ResourceConstraint,
     /// 503: service unavailable (unknown iq, public stream full).
     ServiceUnavailable,
     /// 504: all relay destinations unreachable.
@@ -40,6 +42,7 @@ impl DspsError {
             DspsError::ItemNotFound => 404,
             DspsError::NotAllowed => 405,
             DspsError::Conflict => 409,
+            DspsError::ResourceConstraint => 500,
             DspsError::ServiceUnavailable => 503,
             DspsError::RemoteServerTimeout => 504,
         }
@@ -54,6 +57,7 @@ impl DspsError {
             DspsError::ItemNotFound => "item-not-found",
             DspsError::NotAllowed => "not-allowed",
             DspsError::Conflict => "conflict",
+            DspsError::ResourceConstraint => "resource-constraint",
             DspsError::ServiceUnavailable => "service-unavailable",
             DspsError::RemoteServerTimeout => "remote-server-timeout",
         }
@@ -65,7 +69,7 @@ impl DspsError {
             DspsError::BadRequest | DspsError::ItemNotFound => "modify",
             DspsError::NotAuthorized | DspsError::Forbidden => "auth",
             DspsError::NotAllowed | DspsError::Conflict | DspsError::ServiceUnavailable => "cancel",
-            DspsError::RemoteServerTimeout => "wait",
+            DspsError::ResourceConstraint | DspsError::RemoteServerTimeout => "wait",
         }
     }
 
@@ -78,6 +82,7 @@ impl DspsError {
             DspsError::ItemNotFound => "Not Found",
             DspsError::NotAllowed => "Method Not Allowed",
             DspsError::Conflict => "Conflict",
+            DspsError::ResourceConstraint => "Internal Server Error",
             DspsError::ServiceUnavailable => "Service Unavailable",
             DspsError::RemoteServerTimeout => "Gateway Timeout",
         }
@@ -92,6 +97,7 @@ impl DspsError {
             DspsError::ItemNotFound,
             DspsError::NotAllowed,
             DspsError::Conflict,
+            DspsError::ResourceConstraint,
             DspsError::ServiceUnavailable,
             DspsError::RemoteServerTimeout,
         ]
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for code in [400, 401, 403, 404, 405, 409, 503, 504] {
+        for code in [400, 401, 403, 404, 405, 409, 500, 503, 504] {
             assert_eq!(DspsError::from_code(code).map(|e| e.code()), Some(code));
         }
         assert_eq!(DspsError::from_code(418), None);

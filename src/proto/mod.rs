@@ -3,6 +3,8 @@ pub mod block;
 pub mod error;
 pub mod handshake;
 pub mod iq;
+pub mod limits;
+pub mod outbound;
 pub mod query;
 pub mod units;
 pub mod xml;

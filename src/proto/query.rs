@@ -9,9 +9,12 @@
 //! Readings of the XEP (see PROFILE.md): times are milliseconds, `0` = no limit; a
 //! `<comment/>` is kept as the whole element; unknown attributes and children are
 //! ignored (XEP "Any XML data not explicitly defined … will be ignored").
+//! [`Request::parse_within`] also checks the `[limits]` on what a request may carry
+//! (`limits`), so an over-limit request never gets past parsing.
 
 use minidom::Element;
 
+use super::limits::{Limit, OverLimit, QueryLimits};
 use super::xml::{attr, get_attr, NS_DSPS};
 
 /// The DSPS protocol version we implement.
@@ -58,6 +61,14 @@ pub enum QueryError {
     UnknownType(String),
     /// A known query with an unusable value, e.g. an admin `<peer/>` without a JID.
     Invalid(&'static str),
+    /// A request carrying more than a `[limits]` bound allows (answered 400).
+    OverLimit(OverLimit),
+}
+
+impl From<OverLimit> for QueryError {
+    fn from(e: OverLimit) -> QueryError {
+        QueryError::OverLimit(e)
+    }
 }
 
 impl std::fmt::Display for QueryError {
@@ -66,6 +77,7 @@ impl std::fmt::Display for QueryError {
             QueryError::NotDsps => write!(f, "not a jabber:iq:dsps query"),
             QueryError::UnknownType(t) => write!(f, "unknown query type '{t}'"),
             QueryError::Invalid(why) => write!(f, "{why}"),
+            QueryError::OverLimit(e) => write!(f, "{e}"),
         }
     }
 }
@@ -214,36 +226,61 @@ pub enum Request {
 }
 
 impl Request {
-    /// Parses an iq payload.
+    /// Parses an iq payload without bounds (see [`Request::parse_within`]).
     pub fn parse(e: &Element) -> Result<Request, QueryError> {
+        Request::parse_within(e, &QueryLimits::NONE)
+    }
+
+    /// Parses an iq payload, refusing one that carries more than `lim` allows: more
+    /// comments or `<peer/>`s, longer comments, or a longer value of an attribute or
+    /// JID that is kept or repeated. Attributes we ignore are not checked.
+    pub fn parse_within(e: &Element, lim: &QueryLimits) -> Result<Request, QueryError> {
         if !e.is("query", NS_DSPS) {
             return Err(QueryError::NotDsps);
         }
         let kind = get_attr(e, "type").unwrap_or("");
+        // An unknown type is repeated in the error text.
+        lim.attribute("type", Some(kind))?;
         match kind {
             "create" => {
+                lim.attribute("minthroughput", get_attr(e, "minthroughput"))?;
+                lim.attribute("maxpublic", get_attr(e, "maxpublic"))?;
                 let maxpublic = get_attr(e, "maxpublic")
                     .and_then(|v| v.trim().parse::<i64>().ok())
                     .map_or(0, |v| v.clamp(0, u32::MAX as i64) as u32);
-                let relays = peers_of(e)
-                    .map(|p| RelayTarget {
-                        jid: p.text().trim().to_string(),
+                let mut relays = Vec::new();
+                for p in peers_of(e) {
+                    let jid = p.text().trim().to_string();
+                    lim.attribute("peer JID", Some(&jid))?;
+                    lim.attribute("host", get_attr(p, "host"))?;
+                    relays.push(RelayTarget {
+                        jid,
                         port: get_attr(p, "port").and_then(|v| v.parse().ok()),
                         host: get_attr(p, "host").map(str::to_string),
-                    })
-                    .collect();
+                    });
+                }
                 Ok(Request::Create(CreateRequest {
                     minthroughput: get_attr(e, "minthroughput").map(str::to_string),
                     maxpublic,
                     relays,
-                    comments: comments_of(e),
+                    comments: lim.comments(e, true)?,
                 }))
             }
             "auth" => Ok(Request::Auth(e.text().trim().to_string())),
             "admin" => {
+                lim.attribute("expire", get_attr(e, "expire"))?;
+                lim.attribute("wait", get_attr(e, "wait"))?;
+                if peers_of(e).count() > lim.peers_per_admin {
+                    return Err(OverLimit {
+                        limit: Limit::PeersPerAdmin,
+                        max: lim.peers_per_admin,
+                    }
+                    .into());
+                }
                 let mut actions = Vec::new();
                 for p in peers_of(e) {
                     let jid = p.text().trim().to_string();
+                    lim.attribute("peer JID", Some(&jid))?;
                     if jid.is_empty() {
                         return Err(QueryError::Invalid("admin <peer/> without a JID"));
                     }
@@ -265,13 +302,16 @@ impl Request {
                 Ok(Request::Admin(AdminRequest {
                     expire: parse_ms(get_attr(e, "expire")),
                     wait: parse_ms(get_attr(e, "wait")),
-                    comments: comments_of(e),
+                    comments: lim.comments(e, false)?,
                     actions,
                 }))
             }
-            "acknowledge" => Ok(Request::Acknowledge(
-                get_attr(e, "status").unwrap_or("").to_string(),
-            )),
+            "acknowledge" => {
+                lim.attribute("status", get_attr(e, "status"))?;
+                Ok(Request::Acknowledge(
+                    get_attr(e, "status").unwrap_or("").to_string(),
+                ))
+            }
             "who" => Ok(Request::Who),
             "stats" => Ok(Request::Stats),
             other => Err(QueryError::UnknownType(other.to_string())),
@@ -809,6 +849,112 @@ mod tests {
         let p = PresencePush::try_from(&e).unwrap();
         assert_eq!(p.peers, vec![("waiting".into(), "JID".into())]);
         assert_eq!(PresencePush::try_from(&Element::from(&p)).unwrap(), p);
+    }
+
+    fn over(e: &Element, lim: &QueryLimits) -> Option<Limit> {
+        match Request::parse_within(e, lim) {
+            Err(QueryError::OverLimit(o)) => Some(o.limit),
+            Ok(_) => None,
+            Err(other) => panic!("not a limit error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn admin_peers_at_the_limit_pass_one_more_is_refused() {
+        let lim = QueryLimits {
+            peers_per_admin: 3,
+            ..QueryLimits::NONE
+        };
+        let admin = |n: usize| {
+            let peers = "<peer type='slave'>b@c/d</peer>".repeat(n);
+            el(&format!(
+                "<query type='admin' xmlns='jabber:iq:dsps'>{peers}</query>"
+            ))
+        };
+        assert_eq!(over(&admin(3), &lim), None);
+        assert_eq!(over(&admin(4), &lim), Some(Limit::PeersPerAdmin));
+        let text = Request::parse_within(&admin(4), &lim)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(text, "more peers than limits.peers_per_admin (3)");
+    }
+
+    #[test]
+    fn kept_or_repeated_attributes_are_bounded_ignored_ones_are_not() {
+        let lim = QueryLimits {
+            // "acknowledge", the longest query type, is 11 bytes.
+            attribute_bytes: 12,
+            ..QueryLimits::NONE
+        };
+        let q = |kind: &str, attrs: &str, body: &str| {
+            el(&format!(
+                "<query type='{kind}' xmlns='jabber:iq:dsps' {attrs}>{body}</query>"
+            ))
+        };
+        let cases = [
+            ("create", "minthroughput='{}'", "", "minthroughput"),
+            ("create", "maxpublic='{}'", "", "maxpublic"),
+            ("create", "", "<peer>{}</peer>", "peer JID"),
+            ("create", "", "<peer host='{}'>a</peer>", "host"),
+            ("admin", "expire='{}'", "", "expire"),
+            ("admin", "wait='{}'", "", "wait"),
+            ("admin", "", "<peer type='slave'>{}</peer>", "peer JID"),
+            ("acknowledge", "status='{}'", "", "status"),
+        ];
+        for (kind, attrs, body, what) in cases {
+            let (at, past) = ("1".repeat(12), "1".repeat(13));
+            let past = q(
+                kind,
+                &attrs.replace("{}", &past),
+                &body.replace("{}", &past),
+            );
+            let at = q(kind, &attrs.replace("{}", &at), &body.replace("{}", &at));
+            assert_eq!(over(&at, &lim), None, "{kind} {what} at the limit");
+            assert_eq!(
+                over(&past, &lim),
+                Some(Limit::AttributeBytes(what)),
+                "{kind} {what} one byte over"
+            );
+        }
+        // An unknown type is repeated in its error, so it is bounded too.
+        assert_eq!(
+            over(&q("teleportation", "", ""), &lim),
+            Some(Limit::AttributeBytes("type"))
+        );
+        // Attributes nobody reads are ignored, however long.
+        assert_eq!(
+            over(&q("who", &format!("x='{}'", "y".repeat(99)), ""), &lim),
+            None
+        );
+    }
+
+    #[test]
+    fn create_comments_count_against_the_stream_admin_comments_do_not() {
+        let lim = QueryLimits {
+            stream_comment_bytes: 100,
+            ..QueryLimits::NONE
+        };
+        let comment = format!("<comment>{}</comment>", "z".repeat(40));
+        let body = comment.repeat(2);
+        let create = el(&format!(
+            "<query type='create' xmlns='jabber:iq:dsps'>{body}</query>"
+        ));
+        let admin = el(&format!(
+            "<query type='admin' xmlns='jabber:iq:dsps'>{body}</query>"
+        ));
+        // Two comments of 40 text bytes and 41 bytes of tags each: 162 bytes.
+        assert_eq!(over(&create, &lim), Some(Limit::StreamCommentBytes));
+        assert_eq!(over(&admin, &lim), None);
+        let lim = QueryLimits {
+            comment_bytes: 80,
+            ..QueryLimits::NONE
+        };
+        assert_eq!(over(&admin, &lim), Some(Limit::CommentBytes));
+        let lim = QueryLimits {
+            comments_per_request: 1,
+            ..QueryLimits::NONE
+        };
+        assert_eq!(over(&admin, &lim), Some(Limit::CommentsPerRequest));
     }
 
     #[test]

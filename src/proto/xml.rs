@@ -33,6 +33,14 @@ pub fn get_attr<'a>(e: &'a Element, name: &'a str) -> Option<&'a str> {
     e.attr(name)
 }
 
+/// `e` serialised on its own, or `None` if minidom cannot write it (`String::from`
+/// would panic instead).
+pub fn to_xml(e: &Element) -> Option<String> {
+    let mut out = Vec::new();
+    e.write_to(&mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
 /// The first child element, if any (iq payloads have exactly one).
 pub fn first_child(e: &Element) -> Option<&Element> {
     e.children().next()

@@ -13,6 +13,14 @@
 //! socket. Reader and writer run side by side so two masters feeding each other
 //! cannot deadlock. The connection ends on EOF, a socket error, or the service's
 //! `Close`/`Drain`.
+//!
+//! Drain (XEP "Stream shutdown", and the whole service's graceful stop): the reader
+//! stops reading the socket, finishes handing out the block it already read, and
+//! ends; the writer sends its queue until the queue is closed, that is until every
+//! reader that could still add to it has ended, so it delivers every block the
+//! relay read and no more. The service flag `drain` (SIGTERM/SIGINT) stops every
+//! reader and every handshake at once; a `Close` (the drain's deadline) cuts a
+//! drain short.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +33,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
+use super::gate::Admitted;
 use super::plane::{routes_to, Members};
 use crate::core::registry::{ConnId, TrafficSlot};
 use crate::core::throughput::{BusyRate, ThroughputMeter};
@@ -119,29 +128,86 @@ pub struct Attached {
     pub min_rate: u64,
 }
 
-/// Runs one accepted connection to its end, then reports `Closed`.
+/// Runs one accepted connection to its end, then reports `Closed`. `admitted` is
+/// its place at the gate (released when this returns); `drain` turns true when the
+/// service stops.
 pub async fn serve(
     conn: ConnId,
     tcp: TcpStream,
     peer: SocketAddr,
     settings: Arc<RelaySettings>,
     events: mpsc::Sender<Event>,
+    admitted: Admitted,
+    drain: watch::Receiver<bool>,
 ) {
+    let Admitted {
+        ticket,
+        mut evicted,
+        ..
+    } = admitted;
     let mut tcp = tcp;
     let mut buf = BytesMut::with_capacity(MAX_LINE_LEN);
     let (control, mut control_rx) = mpsc::channel(8);
-    let handshake = handshake(conn, &mut tcp, &mut buf, &events, control, &mut control_rx);
-    match tokio::time::timeout(settings.handshake_timeout, handshake).await {
+    let mut stop = drain.clone();
+    let handshake = handshake(
+        conn,
+        &mut tcp,
+        &mut buf,
+        &events,
+        control,
+        &mut control_rx,
+        &ticket,
+    );
+    // Biased: a handshake the registry has just completed (its Attach is waiting in
+    // the channel) goes on to the data phase, where a drain delivers its queue,
+    // rather than being abandoned by a signal that arrived at the same moment.
+    let outcome = tokio::select! {
+        biased;
+        r = tokio::time::timeout(settings.handshake_timeout, handshake) => {
+            r.map(|h| h.map_err(Abandoned::Failed))
+        }
+        // Counted in the listener's tally of evictions; one line each would be a
+        // flood under a slowloris.
+        _ = &mut evicted => Ok(Err(Abandoned::Evicted)),
+        _ = crate::service::stopped(&mut stop) => Ok(Err(Abandoned::ShuttingDown)),
+    };
+    match outcome {
         Err(_) => warn!(%peer, "relay handshake timed out; closing"),
-        Ok(Err(why)) => warn!(%peer, "relay handshake failed: {why}; closing"),
+        Ok(Err(Abandoned::Evicted)) => {
+            debug!(%peer, "closed to make room for a newer connection from the same source")
+        }
+        Ok(Err(Abandoned::ShuttingDown)) => debug!(%peer, "handshake abandoned: shutting down"),
+        Ok(Err(Abandoned::Failed(why))) => warn!(%peer, "relay handshake failed: {why}; closing"),
         Ok(Ok(attached)) => {
+            ticket.attached();
             info!(%peer, id = %attached.peer_id, "relay peer attached");
             let (rd, wr) = tcp.into_split();
-            let end = data_phase(conn, rd, wr, buf, attached, &mut control_rx, &settings).await;
+            let end = data_phase(
+                conn,
+                rd,
+                wr,
+                buf,
+                attached,
+                &mut control_rx,
+                &settings,
+                drain,
+            )
+            .await;
             info!(%peer, "relay connection ended: {end}");
         }
     }
+    drop(ticket);
     let _ = events.send(Event::Closed { conn }).await;
+}
+
+/// Why a handshake did not complete (a timeout aside).
+enum Abandoned {
+    /// It went wrong; the reason is logged.
+    Failed(String),
+    /// Closed to make room for a newer connection from the same source.
+    Evicted,
+    /// The service is stopping.
+    ShuttingDown,
 }
 
 async fn read_line<R: AsyncRead + Unpin>(io: &mut R, buf: &mut BytesMut) -> Result<String, String> {
@@ -168,6 +234,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     events: &mpsc::Sender<Event>,
     control: mpsc::Sender<Control>,
     control_rx: &mut mpsc::Receiver<Control>,
+    ticket: &super::gate::Ticket,
 ) -> Result<Attached, String> {
     let first = read_line(io, buf).await?;
     let hello = match parse_first_line(&first) {
@@ -176,6 +243,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(FirstLine::HttpGet) => return Err("HTTP preamble is not enabled on this port".into()),
         Err(e) => return Err(e.to_string()),
     };
+    ticket.hello();
     debug!(client = %hello.client, dsps = %hello.dsps, "hello");
     events
         .send(Event::Hello {
@@ -276,6 +344,7 @@ impl Drop for TrafficRecorder {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn data_phase<R, W>(
     conn: ConnId,
     rd: R,
@@ -284,6 +353,7 @@ async fn data_phase<R, W>(
     a: Attached,
     control: &mut mpsc::Receiver<Control>,
     settings: &RelaySettings,
+    drain: watch::Receiver<bool>,
 ) -> String
 where
     R: AsyncRead + Unpin,
@@ -300,17 +370,41 @@ where
     let rx_meter = TrafficRecorder::new(traffic.clone(), true);
     let tx_meter = TrafficRecorder::new(traffic, false);
     let activity = ReadActivity::default();
-    let reader = read_blocks(
-        conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity,
-    );
-    let mut finish = false;
-    let writer = write_blocks(wr, queue, control, tx_meter, min_rate, &mut finish);
-    tokio::pin!(reader);
-    let end = tokio::select! {
-        r = &mut reader => return r,
-        w = writer => w,
+    // The writer tells the reader to stop when it starts a drain.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Stop {
+        service: drain,
+        own: stop_rx,
     };
-    if !finish {
+    let reader = read_blocks(
+        conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
+    );
+    tokio::pin!(reader);
+    let mut finish = false;
+    let mut reading = true;
+    let end = {
+        let writer = write_blocks(
+            wr,
+            queue,
+            control,
+            tx_meter,
+            min_rate,
+            &mut finish,
+            &stop_tx,
+        );
+        tokio::pin!(writer);
+        loop {
+            tokio::select! {
+                r = &mut reader, if reading => match r {
+                    ReadEnd::Ended(why) => return why,
+                    // Stopped, not ended: what is queued for this peer still goes out.
+                    ReadEnd::Stopped => reading = false,
+                },
+                w = &mut writer => break w,
+            }
+        }
+    };
+    if !finish || !reading {
         return end;
     }
     // The peer dropped itself: what it already sent still reaches the others
@@ -322,7 +416,10 @@ where
     let mut seen = activity.reads.load(Ordering::Relaxed);
     loop {
         tokio::select! {
-            r = &mut reader => return format!("dropped itself; forwarded until: {r}"),
+            r = &mut reader => return match r {
+                ReadEnd::Ended(why) => format!("dropped itself; forwarded until: {why}"),
+                ReadEnd::Stopped => "dropped itself; forwarded until the service stopped".into(),
+            },
             _ = tokio::time::sleep_until(deadline) => {
                 return "dropped itself; still sending after the finish timeout".into()
             }
@@ -346,6 +443,29 @@ struct ReadActivity {
     waiting: AtomicBool,
 }
 
+/// What stops a reader: the service stopping, or this connection's own drain.
+struct Stop {
+    service: watch::Receiver<bool>,
+    own: watch::Receiver<bool>,
+}
+
+impl Stop {
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = crate::service::stopped(&mut self.service) => {}
+            _ = crate::service::stopped(&mut self.own) => {}
+        }
+    }
+}
+
+/// How a reader ended.
+enum ReadEnd {
+    /// The connection is over (EOF, error); the reason is logged.
+    Ended(String),
+    /// Told to stop reading (a drain): every block it read has been handed out.
+    Stopped,
+}
+
 /// Cuts what the peer sends into blocks and fans each out to its recipients.
 #[allow(clippy::too_many_arguments)]
 async fn read_blocks<R: AsyncRead + Unpin>(
@@ -358,7 +478,8 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     mut meter: TrafficRecorder,
     settings: &RelaySettings,
     activity: &ReadActivity,
-) -> String {
+    mut stop: Stop,
+) -> ReadEnd {
     let unit = MAX_HEADER_LEN + settings.block_size;
     let mut arena = BytesMut::with_capacity(unit * ARENA_BLOCKS);
     let mut view = members.borrow_and_update().clone();
@@ -375,15 +496,22 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             k
         } else {
             activity.waiting.store(true, Ordering::Relaxed);
-            let r = rd
-                .read_buf(&mut (&mut arena).limit(settings.block_size))
-                .await;
+            // `read_buf` is cancel safe: a stop that wins the race has read nothing,
+            // so no byte is taken from the socket and then lost.
+            let mut room = (&mut arena).limit(settings.block_size);
+            let r = tokio::select! {
+                biased;
+                // Returning drops our view: its queue handles are what a draining
+                // writer waits to see released.
+                _ = stop.wait() => return ReadEnd::Stopped,
+                r = rd.read_buf(&mut room) => r,
+            };
             activity.waiting.store(false, Ordering::Relaxed);
             activity.reads.fetch_add(1, Ordering::Relaxed);
             match r {
-                Ok(0) => return "peer closed its side".into(),
+                Ok(0) => return ReadEnd::Ended("peer closed its side".into()),
                 Ok(n) => n,
-                Err(e) => return format!("read failed: {e}"),
+                Err(e) => return ReadEnd::Ended(format!("read failed: {e}")),
             }
         };
         let gap: &mut [u8; MAX_HEADER_LEN] = (&mut arena[..MAX_HEADER_LEN])
@@ -428,7 +556,8 @@ fn command(c: Option<Control>) -> Option<Command> {
 }
 
 /// Writes this peer's queue to its socket until told to close, drain or finish
-/// (`finish` is then set: the caller keeps reading).
+/// (`finish` is then set: the caller keeps reading). A drain tells this
+/// connection's reader to stop (`stop_reading`).
 async fn write_blocks<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut queue: mpsc::Receiver<Bytes>,
@@ -436,6 +565,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     mut meter: TrafficRecorder,
     min_rate: u64,
     finish: &mut bool,
+    stop_reading: &watch::Sender<bool>,
 ) -> String {
     let mut draining = false;
     let mut busy = BusyRate::default();
@@ -448,7 +578,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
             biased;
             c = control.recv() => match command(c) {
                 Some(Command::Close(why)) => return format!("closed: {why}"),
-                Some(Command::Drain) => { draining = true; continue; }
+                Some(Command::Drain) => { draining = true; stop_reading.send_replace(true); continue; }
                 Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                 None => continue,
             },
@@ -466,7 +596,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 biased;
                 c = control.recv(), if !draining => match command(c) {
                     Some(Command::Close(why)) => return format!("closed: {why}"),
-                    Some(Command::Drain) => draining = true,
+                    Some(Command::Drain) => { draining = true; stop_reading.send_replace(true); }
                     Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                     None => {}
                 },
@@ -488,17 +618,35 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         }
     }
     // XEP "Stream shutdown": what the masters sent reaches this peer before it goes.
+    // The queue closes once the plane has let go of it (the drain removed this
+    // peer) and every reader of the stream has stopped (each drops its view), so
+    // `None` means every block read for this peer has been written.
     let drain = async {
-        while let Ok(b) = queue.try_recv() {
+        while let Some(b) = queue.recv().await {
             let started = Instant::now();
             wr.write_all(&b).await?;
             meter.record(b.len(), started, false);
         }
         wr.shutdown().await
     };
-    match tokio::time::timeout(DRAIN_TIMEOUT, drain).await {
-        Ok(Ok(())) => "drained and closed".into(),
-        Ok(Err(e)) => format!("drain failed: {e}"),
-        Err(_) => "drain timed out".into(),
+    tokio::select! {
+        r = tokio::time::timeout(DRAIN_TIMEOUT, drain) => match r {
+            Ok(Ok(())) => "drained and closed".into(),
+            Ok(Err(e)) => format!("drain failed: {e}"),
+            Err(_) => "drain timed out".into(),
+        },
+        // The service's drain deadline passed: what is left is cut.
+        why = cut(control) => format!("drain cut: {why}"),
+    }
+}
+
+/// Completes when the service closes this connection (or is gone).
+async fn cut(control: &mut mpsc::Receiver<Control>) -> &'static str {
+    loop {
+        match control.recv().await {
+            Some(Control::Close(why)) => return why,
+            None => return "service stopped",
+            Some(_) => {}
+        }
     }
 }

@@ -70,9 +70,29 @@ impl RelayDispatch {
         out
     }
 
-    /// Drops every connection (service shutdown).
-    pub fn close_all(&mut self) {
+    /// Whether nothing is left to wait for: no connection that said hello is open,
+    /// no drain is under way or held back, no notice is waiting.
+    pub fn is_idle(&self) -> bool {
+        self.controls.is_empty()
+            && self.notices.is_empty()
+            && self.finishing.is_empty()
+            && self.deferred.is_empty()
+    }
+
+    /// Cuts every connection (the drain's deadline passed): each is told to close
+    /// and its handle dropped. Returns the drop notices that were waiting for
+    /// drains, so the peers still hear that they were dropped.
+    pub fn cut_all(&mut self) -> Vec<Element> {
+        for tx in self.controls.values() {
+            let _ = tx.try_send(Control::Close("the drain's deadline passed"));
+        }
         self.controls.clear();
+        self.finishing.clear();
+        let mut out: Vec<Element> = self.notices.drain().map(|(_, n)| n).collect();
+        for (_, held) in self.deferred.drain() {
+            out.extend(held.into_iter().map(|(_, n)| n));
+        }
+        out
     }
 
     fn tell(&self, conn: ConnId, c: Control) {
@@ -230,6 +250,36 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].attr("to"), Some("slave"));
         assert_eq!(d.held(), [0; 6], "nothing is left behind");
+    }
+
+    #[test]
+    fn cutting_at_the_deadline_closes_everyone_and_returns_every_held_notice() {
+        let mut d = RelayDispatch::new(4);
+        let mut master = attach(&mut d, 1, Role::Master);
+        let mut slave = attach(&mut d, 2, Role::Slave);
+        let _handshake = {
+            let (tx, rx) = mpsc::channel(8);
+            d.hello(3, tx);
+            rx
+        };
+        // The master is finishing, so the slave's drain (and its notice) is held
+        // back; connection 3 is still in its handshake.
+        d.apply(Action::RelayFinish { conn: 1 });
+        d.apply(Action::RelayDrain {
+            conn: 2,
+            notice: notice("slave"),
+        });
+        assert!(!d.is_idle());
+        let mut out: Vec<_> = d
+            .cut_all()
+            .iter()
+            .filter_map(|e| e.attr("to").map(str::to_string))
+            .collect();
+        out.sort();
+        assert_eq!(out, vec!["slave".to_string()]);
+        assert!(matches!(last(&mut master), Some(Control::Close(_))));
+        assert!(matches!(last(&mut slave), Some(Control::Close(_))));
+        assert!(d.is_idle(), "nothing is left to wait for");
     }
 
     #[test]

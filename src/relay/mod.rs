@@ -1,5 +1,6 @@
 //! Async adapter for the relay port (TCP 5290): accept, handshake, then blocks.
 pub mod conn;
 pub mod dispatch;
+pub mod gate;
 pub mod listener;
 pub mod plane;

@@ -1,23 +1,30 @@
 //! The component link: connect (TCP_NODELAY), XEP-0114 handshake, read loop,
 //! keepalive, and reconnection with backoff, forever until shutdown.
 //!
-//! Stanzas are read and written as raw `minidom::Element`s (notes §3): the typed
-//! route turns any unparseable stanza into a silent `None`. What arrives goes to the
-//! service over `inbound`; what the service sends comes over `outbound`. While the
-//! link is down, outbound stanzas wait in that bounded channel.
+//! We own the stream instead of using tokio-xmpp's `XmlStream`, because its
+//! reader's limits cannot be set (see [`super::reader`]): one long attribute or
+//! one deeply nested stanza from any user would cut the link or crash the
+//! process. Reading goes through [`StanzaReader`]; writing is minidom's
+//! serialiser over elements that are either ours or came through the reader, so
+//! every tree we touch is shallow.
+//!
+//! What arrives goes to the service over `inbound`; what the service sends comes
+//! over `outbound`. While the link is down, outbound stanzas wait in that bounded
+//! channel. A stanza past a reader bound is answered here (an iq get/set gets a
+//! 400 naming the bound) or dropped with one log line; the link stays up.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use minidom::Element;
-use tokio::io::BufStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_xmpp::xmlstream::{initiate_stream, ReadError, StreamHeader, Timeouts, XmlStream};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use xmpp_parsers::component::Handshake;
 
+use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead, StanzaReader, NS_STREAMS};
+use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::xml::NS_COMPONENT;
 
@@ -31,6 +38,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(60);
 /// Silence after the keepalive after which the link is considered dead.
 pub const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Outbound stanzas written in one go when several are queued (one syscall
+/// instead of one per stanza under load).
+const WRITE_BATCH: usize = 64;
 
 /// Where and how to log in.
 #[derive(Debug, Clone)]
@@ -41,9 +53,20 @@ pub struct LinkConfig {
     pub domain: String,
     /// The shared secret.
     pub secret: String,
+    /// What one inbound stanza may be.
+    pub limits: ReaderLimits,
 }
 
-type Link = XmlStream<BufStream<TcpStream>, Element>;
+/// One open component stream.
+pub struct Link {
+    tcp: TcpStream,
+    reader: StanzaReader,
+    ready: std::collections::VecDeque<Inbound>,
+    /// Set when the stream became unreadable after the items in `ready`.
+    failure: Option<String>,
+    chunk: Vec<u8>,
+    out: Vec<u8>,
+}
 
 /// Why one login attempt failed.
 #[derive(Debug)]
@@ -66,11 +89,97 @@ impl std::fmt::Display for LoginError {
     }
 }
 
+/// Why a link stopped being readable.
+#[derive(Debug)]
+pub enum LinkDown {
+    /// The socket failed.
+    Io(std::io::Error),
+    /// The server closed the TCP connection.
+    Eof,
+    /// What the server sent cannot be parsed further.
+    Xml(String),
+}
+
+impl std::fmt::Display for LinkDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkDown::Io(e) => write!(f, "{e}"),
+            LinkDown::Eof => f.write_str("connection closed by the server"),
+            LinkDown::Xml(e) => write!(f, "unreadable stream: {e}"),
+        }
+    }
+}
+
+impl Link {
+    /// The next item from the server. Cancel safe: a read that completes is
+    /// parsed before the next await, so nothing read is lost.
+    pub async fn next(&mut self) -> Result<Inbound, LinkDown> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(item);
+            }
+            if let Some(why) = self.failure.take() {
+                return Err(LinkDown::Xml(why));
+            }
+            self.chunk.resize(READ_CHUNK, 0);
+            let n = self.tcp.read(&mut self.chunk).await.map_err(LinkDown::Io)?;
+            if n == 0 {
+                return Err(LinkDown::Eof);
+            }
+            let mut items = Vec::new();
+            let fed = self.reader.feed(&self.chunk[..n], &mut items);
+            self.ready.extend(items);
+            if let Err(e) = fed {
+                // Deliver what was complete before the failure, then fail.
+                self.failure = Some(e.0);
+            }
+        }
+    }
+
+    /// Queues a stanza for [`Link::flush`].
+    fn queue(&mut self, e: &Element) {
+        // Writing to a Vec cannot fail; an element we hold is always writable.
+        if let Err(err) = e.write_to(&mut self.out) {
+            warn!("stanza not serialisable, dropped: {err}");
+        }
+    }
+
+    /// Writes what is queued.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.tcp.write_all(&self.out).await;
+        self.out.clear();
+        r
+    }
+
+    /// Sends one stanza.
+    pub async fn send(&mut self, e: &Element) -> std::io::Result<()> {
+        self.queue(e);
+        self.flush().await
+    }
+
+    /// Sends the stream footer and closes our side.
+    pub async fn close(&mut self) {
+        let _ = self.tcp.write_all(b"</stream:stream>").await;
+        let _ = self.tcp.shutdown().await;
+    }
+}
+
 /// Connects and performs the XEP-0114 handshake.
 pub async fn login(cfg: &LinkConfig) -> Result<Link, LoginError> {
     tokio::time::timeout(LOGIN_TIMEOUT, login_inner(cfg))
         .await
         .map_err(|_| LoginError::Timeout)?
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn xml_escape_attr(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
 }
 
 async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
@@ -79,31 +188,44 @@ async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
         .map_err(LoginError::Io)?;
     // Without NODELAY a reply and a push sent back to back stall ~40 ms (notes §2).
     tcp.set_nodelay(true).map_err(LoginError::Io)?;
-    let timeouts = Timeouts {
-        read_timeout: KEEPALIVE_AFTER,
-        response_timeout: DEAD_AFTER,
+    let mut link = Link {
+        tcp,
+        reader: StanzaReader::new(cfg.limits),
+        ready: Default::default(),
+        failure: None,
+        chunk: Vec::new(),
+        out: Vec::new(),
     };
-    let header = StreamHeader {
-        to: Some(Cow::Owned(cfg.domain.clone())),
-        from: None,
-        id: None,
-    };
-    let mut pending = initiate_stream(BufStream::new(tcp), NS_COMPONENT, header, timeouts)
+    let header = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{NS_COMPONENT}' \
+         xmlns:stream='{NS_STREAMS}' to='{}'>",
+        xml_escape_attr(&cfg.domain)
+    );
+    link.tcp
+        .write_all(header.as_bytes())
         .await
         .map_err(LoginError::Io)?;
-    let stream_id = pending
-        .take_header()
-        .id
-        .map(|c| c.into_owned())
-        .ok_or_else(|| LoginError::Refused("server sent no stream id".into()))?;
-    let mut link: Link = pending.skip_features::<Element>();
-    let handshake = Handshake::from_stream_id_and_password(stream_id, &cfg.secret);
+    let refused = |e: LinkDown| LoginError::Refused(e.to_string());
+    let stream_id = match link.next().await.map_err(refused)? {
+        Inbound::Header { id: Some(id) } => id,
+        Inbound::Header { id: None } => {
+            return Err(LoginError::Refused("server sent no stream id".into()))
+        }
+        _ => return Err(LoginError::Refused("no stream header".into())),
+    };
+    let digest = Handshake::from_stream_id_and_password(stream_id, &cfg.secret)
+        .data
+        .map(|d| hex(&d))
+        .unwrap_or_default();
+    let handshake = Element::builder("handshake", NS_COMPONENT)
+        .append(digest)
+        .build();
     link.send(&handshake).await.map_err(LoginError::Io)?;
-    match link.next().await {
-        Some(Ok(e)) if e.name() == "handshake" => Ok(link),
-        Some(Ok(e)) => Err(LoginError::Refused(String::from(&e))),
-        Some(Err(e)) => Err(LoginError::Refused(e.to_string())),
-        None => Err(LoginError::Refused("connection closed".into())),
+    match link.next().await.map_err(refused)? {
+        Inbound::Stanza(e) if e.name() == "handshake" => Ok(link),
+        Inbound::Stanza(e) | Inbound::StreamError(e) => Err(LoginError::Refused(String::from(&e))),
+        Inbound::Footer => Err(LoginError::Refused("stream closed".into())),
+        other => Err(LoginError::Refused(format!("unexpected {other:?}"))),
     }
 }
 
@@ -127,11 +249,7 @@ pub async fn run(
                 attempt = 0;
                 let done = serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await;
                 if done {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        SinkExt::<&Element>::close(&mut link),
-                    )
-                    .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), link.close()).await;
                     info!("component link closed");
                     return;
                 }
@@ -149,6 +267,40 @@ pub async fn run(
     }
 }
 
+/// The answer to a stanza the reader refused: an error for an iq request
+/// (RFC 6120: every get/set gets one reply), nothing for anything else.
+pub fn rejection_reply(head: &StanzaHead, bound: Bound, domain: &str) -> Option<Element> {
+    if head.name != "iq" {
+        return None;
+    }
+    let kind = head.kind.as_deref().and_then(IqKind::parse)?;
+    if !kind.is_request() {
+        return None;
+    }
+    let request = Iq {
+        kind,
+        id: head.id.clone().unwrap_or_default(),
+        from: head.from.clone().unwrap_or_default(),
+        // Prosody checks that what we send comes from our domain.
+        to: head
+            .to
+            .clone()
+            .filter(|t| crate::proto::iq::bare(t) == domain)
+            .unwrap_or_else(|| domain.to_string()),
+        payload: None,
+        error: None,
+    };
+    if request.from.is_empty() {
+        return None;
+    }
+    let text = bound.to_string();
+    Some(
+        request
+            .error_reply(DspsError::BadRequest, Some(&text), NS_COMPONENT)
+            .to_element(NS_COMPONENT),
+    )
+}
+
 /// Serves one live link. Returns true on shutdown, false when the link died.
 async fn serve(
     cfg: &LinkConfig,
@@ -158,39 +310,76 @@ async fn serve(
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut pings: u64 = 0;
+    let mut quiet_since = Instant::now();
+    let mut pinged = false;
     loop {
+        let idle_limit = if pinged { DEAD_AFTER } else { KEEPALIVE_AFTER };
         tokio::select! {
-            item = link.next() => match item {
-                Some(Ok(e)) => {
-                    if e.name() == "error" {
+            item = link.next() => {
+                quiet_since = Instant::now();
+                pinged = false;
+                match item {
+                    Ok(Inbound::Stanza(e)) => {
+                        if inbound.send(e).await.is_err() {
+                            return true;
+                        }
+                    }
+                    Ok(Inbound::Rejected { head, bound }) => {
+                        warn!(
+                            stanza = %head.name, from = head.from.as_deref().unwrap_or(""),
+                            id = head.id.as_deref().unwrap_or(""), "stanza dropped: {bound}"
+                        );
+                        if let Some(reply) = rejection_reply(&head, bound, &cfg.domain) {
+                            if let Err(e) = link.send(&reply).await {
+                                warn!("component link write failed: {e}");
+                                return false;
+                            }
+                        }
+                    }
+                    Ok(Inbound::StreamError(e)) => {
                         warn!(error = %String::from(&e), "stream error from server");
                         return false;
                     }
-                    if inbound.send(e).await.is_err() {
-                        return true;
+                    Ok(Inbound::Footer) => {
+                        warn!("server closed the component stream");
+                        return false;
                     }
-                }
-                Some(Err(ReadError::SoftTimeout)) => {
-                    // A ping to our own domain comes back to us through the server,
-                    // so traffic flows both ways and neither side times out.
-                    pings += 1;
-                    let ping = Element::builder("ping", "urn:xmpp:ping").build();
-                    let iq = Iq::request(IqKind::Get, &format!("keepalive{pings}"), &cfg.domain, &cfg.domain, ping);
-                    if link.send(&iq.to_element(NS_COMPONENT)).await.is_err() {
+                    Ok(Inbound::Header { .. }) => debug!("second stream header ignored"),
+                    Err(e) => {
+                        warn!("component link read failed: {e}");
                         return false;
                     }
                 }
-                Some(Err(ReadError::ParseError(e))) => debug!("unparseable stanza ignored: {e}"),
-                Some(Err(e)) => {
-                    warn!("component link read failed: {e}");
+            }
+            _ = tokio::time::sleep_until(quiet_since + idle_limit) => {
+                if pinged {
+                    warn!("no traffic from the server for {:?} after a keepalive", DEAD_AFTER);
                     return false;
                 }
-                None => return false,
-            },
+                // A ping to our own domain comes back to us through the server,
+                // so traffic flows both ways and neither side times out.
+                pings += 1;
+                pinged = true;
+                quiet_since = Instant::now();
+                let ping = Element::builder("ping", "urn:xmpp:ping").build();
+                let iq = Iq::request(IqKind::Get, &format!("keepalive{pings}"), &cfg.domain, &cfg.domain, ping);
+                if let Err(e) = link.send(&iq.to_element(NS_COMPONENT)).await {
+                    warn!("component link write failed: {e}");
+                    return false;
+                }
+            }
             out = outbound.recv() => match out {
                 Some(e) => {
-                    if let Err(e) = link.send(&e).await {
-                        // The stanza is lost with the link; the registry's timers
+                    link.queue(&e);
+                    // Take what else is already waiting, up to a batch.
+                    for _ in 1..WRITE_BATCH {
+                        match outbound.try_recv() {
+                            Ok(e) => link.queue(&e),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = link.flush().await {
+                        // The stanzas are lost with the link; the registry's timers
                         // cover every request we are waiting on.
                         warn!("component link write failed: {e}");
                         return false;
@@ -200,5 +389,56 @@ async fn serve(
             },
             _ = crate::service::stopped(shutdown) => return true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(name: &str, kind: &str) -> StanzaHead {
+        StanzaHead {
+            name: name.into(),
+            kind: Some(kind.into()),
+            id: Some("q1".into()),
+            from: Some("eve@localhost/x".into()),
+            to: Some("dsps.localhost/abc".into()),
+        }
+    }
+
+    #[test]
+    fn a_rejected_iq_request_gets_a_400_naming_the_bound() {
+        let reply = rejection_reply(&head("iq", "get"), Bound::Depth(64), "dsps.localhost")
+            .expect("an iq get is answered");
+        let iq = Iq::parse(&reply).unwrap();
+        assert_eq!(iq.kind, IqKind::Error);
+        assert_eq!(iq.id, "q1");
+        assert_eq!(iq.to, "eve@localhost/x");
+        assert_eq!(iq.from, "dsps.localhost/abc");
+        assert_eq!(iq.error_code(), Some(400));
+        let text = String::from(&reply);
+        assert!(text.contains("component.max_depth (64)"), "{text}");
+    }
+
+    #[test]
+    fn rejected_results_messages_and_presences_get_no_reply() {
+        for (name, kind) in [
+            ("iq", "result"),
+            ("iq", "error"),
+            ("message", "chat"),
+            ("presence", "unavailable"),
+        ] {
+            assert!(
+                rejection_reply(&head(name, kind), Bound::Bytes(10), "dsps.localhost").is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn a_reply_never_claims_a_foreign_from() {
+        let mut h = head("iq", "set");
+        h.to = Some("localhost".into());
+        let reply = rejection_reply(&h, Bound::Elements(1), "dsps.localhost").unwrap();
+        assert_eq!(reply.attr("from"), Some("dsps.localhost"));
     }
 }

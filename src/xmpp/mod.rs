@@ -1,2 +1,3 @@
 //! Async adapter for the XEP-0114 component link to the XMPP server.
 pub mod link;
+pub mod reader;

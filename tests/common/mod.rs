@@ -6,5 +6,8 @@
 
 pub mod c2s;
 pub mod dsps;
+pub mod inproc;
+pub mod pattern;
 pub mod prosody;
+pub mod raw_c2s;
 pub mod scenario;

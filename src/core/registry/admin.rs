@@ -4,7 +4,9 @@
 //! public stream (`maxpublic`, joined as in "Accepting an invite").
 //!
 //! Carrying out a drop is `lifecycle`'s job (`drop_seat`); this module checks the
-//! rights and picks the seats.
+//! rights and picks the seats. It also refuses (400) an `admin` whose invitation or
+//! drop notice would be larger than `max_stanza_size`, before the result is sent: the
+//! admin comments are repeated in both, and an invitation lists every inviter.
 
 use minidom::Element;
 use tracing::{debug, info};
@@ -15,7 +17,9 @@ use crate::core::ids;
 use crate::core::timers::TimerKey;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{bare, resource, Iq, IqKind};
+use crate::proto::limits::{closing_tag_len, size_within, Limit, OverLimit};
 use crate::proto::query::{self, effective_ms, AdminAction, AdminReport, Invitation, Role};
+use crate::proto::xml::NS_COMPONENT;
 
 impl Registry {
     pub(super) fn admin(
@@ -75,6 +79,9 @@ impl Registry {
                 Some("the stream would have more peers than it may"),
             );
         }
+        if let Err(over) = self.admin_fits(sid, &my_jid, &a) {
+            return Self::reply_query_error(out, iq, over.into());
+        }
         let mut report = AdminReport::default();
         let mut drops = Vec::new();
         for act in &a.actions {
@@ -110,6 +117,72 @@ impl Registry {
             let own = self.seat(sid, d).is_some_and(|s| s.jid == my_jid);
             self.drop_seat(sid, d, &a.comments, own, now, out);
         }
+    }
+
+    /// `Err` if an invitation or a drop notice that `a` would make us send is larger
+    /// than `max_stanza_size`. Measured without copying the comments into each
+    /// stanza: their sizes are added to the stanza's without them.
+    fn admin_fits(
+        &self,
+        sid: StreamId,
+        my_jid: &str,
+        a: &query::AdminRequest,
+    ) -> Result<(), OverLimit> {
+        let max = self.settings.max_stanza_size;
+        let comments = a.comments.iter().fold(0usize, |sum, c| {
+            sum.saturating_add(size_within(c, max).unwrap_or(max))
+        });
+        // Our resources and iq ids have bounded lengths; these stand in for the real ones.
+        let from = self.peer_jid(&"0".repeat(ids::RESOURCE_LEN));
+        let id = format!("dsps{}", u64::MAX);
+        let fits = |payload: Element, to: &str, what: &'static str| {
+            let room = max
+                .saturating_sub(comments)
+                .saturating_sub(closing_tag_len(&payload));
+            let stanza = Iq::request(IqKind::Get, &id, &from, to, payload).to_element(NS_COMPONENT);
+            match size_within(&stanza, room) {
+                Some(_) => Ok(()),
+                None => Err(OverLimit {
+                    limit: Limit::StanzaSize(what),
+                    max,
+                }),
+            }
+        };
+        let stream = &self.streams[&sid];
+        for act in &a.actions {
+            match act {
+                AdminAction::Invite(role, j) => {
+                    let inviters = match stream.seats.values().find(|s| s.jid == *j) {
+                        None => vec![my_jid.to_string()],
+                        // A pending invitation is re-sent listing every inviter.
+                        Some(s) if matches!(s.state, SeatState::Invited { .. }) => {
+                            let mut all = s.inviters.clone();
+                            if !all.iter().any(|i| i == my_jid) {
+                                all.push(my_jid.to_string());
+                            }
+                            all
+                        }
+                        Some(_) => continue,
+                    };
+                    let invitation = Invitation {
+                        role: *role,
+                        expire: u64::MAX,
+                        inviters,
+                        comments: Vec::new(),
+                    };
+                    fits(Element::from(&invitation), j, "invitation")?;
+                }
+                AdminAction::Drop(j) => {
+                    for seat in self.find_seats(sid, j) {
+                        let s = &stream.seats[&seat];
+                        if s.resource.is_some() {
+                            fits(query::drop_notice(&[]), &s.jid, "drop notice")?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Seats named by a drop: the exact JID, or every seat of a bare JID.

@@ -17,6 +17,7 @@ use crate::core::timers::TimerKey;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{CreateRequest, CreateResult, Role, PROTOCOL_VERSION};
+use crate::proto::xml::to_xml;
 
 impl Registry {
     pub(super) fn create(&mut self, iq: &Iq, c: CreateRequest, now: Now, out: &mut Out) {
@@ -26,6 +27,14 @@ impl Registry {
                 iq,
                 DspsError::NotAllowed,
                 Some("relay chains are not supported by this DSPS"),
+            );
+        }
+        if self.draining {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("this DSPS is shutting down"),
             );
         }
         let limits = self.settings.limits;
@@ -83,7 +92,8 @@ impl Registry {
             min_rate,
             maxpublic: c.maxpublic,
             public_resource: None,
-            comments: c.comments,
+            // Parsing measured each comment by writing it, so none is lost here.
+            comments: c.comments.iter().filter_map(to_xml).collect(),
             seats: BTreeMap::new(),
             next_id: 0,
         };

@@ -15,6 +15,7 @@ use super::{Now, Out, Registry, StreamId};
 use crate::core::info;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{bare, resource, Iq, IqKind};
+use crate::proto::limits::QueryLimits;
 use crate::proto::query::{QueryError, Request};
 use crate::proto::xml::NS_COMPONENT;
 
@@ -25,6 +26,15 @@ impl Registry {
             debug!(name = e.name(), "ignoring non-iq stanza");
             return;
         };
+        // Every reply repeats the id and addresses, and `from` may become a seat's JID.
+        if let Err(over) = self.query_limits().envelope(&iq) {
+            if iq.kind.is_request() {
+                Self::reply_query_error(out, &iq, over.into());
+            } else {
+                debug!(%over, "ignoring an answer past the limits");
+            }
+            return;
+        }
         if !iq.kind.is_request() {
             self.on_answer(&iq, now, out);
             return;
@@ -43,13 +53,22 @@ impl Registry {
         }
     }
 
+    fn query_limits(&self) -> QueryLimits {
+        QueryLimits::from(&self.settings.limits)
+    }
+
+    fn parse_request(&self, payload: &Element) -> Result<Request, QueryError> {
+        Request::parse_within(payload, &self.query_limits())
+    }
+
     pub(super) fn reply_error(out: &mut Out, iq: &Iq, err: DspsError, text: Option<&str>) {
         Self::send(out, iq.error_reply(err, text, NS_COMPONENT));
     }
 
     /// A payload we cannot act on: another namespace is a service we do not offer
-    /// (503); a DSPS query we cannot read is the client's mistake (400).
-    fn reply_query_error(out: &mut Out, iq: &Iq, e: QueryError) {
+    /// (503); a DSPS query we cannot read, or one past a `[limits]` bound, is the
+    /// client's mistake (400, the text saying which).
+    pub(super) fn reply_query_error(out: &mut Out, iq: &Iq, e: QueryError) {
         match e {
             QueryError::NotDsps => Self::reply_error(out, iq, DspsError::ServiceUnavailable, None),
             e => Self::reply_error(out, iq, DspsError::BadRequest, Some(&e.to_string())),
@@ -63,7 +82,7 @@ impl Registry {
         if let Some(reply) = info::answer(iq, payload, &self.settings) {
             return Self::send(out, reply);
         }
-        match Request::parse(payload) {
+        match self.parse_request(payload) {
             Ok(Request::Create(c)) => self.create(iq, c, now, out),
             Ok(Request::Stats) if iq.kind == IqKind::Get => self.public_stats(iq, out),
             Ok(_) => Self::reply_error(
@@ -83,7 +102,7 @@ impl Registry {
         let Some(payload) = iq.payload.as_ref() else {
             return Self::reply_error(out, iq, DspsError::BadRequest, Some("empty iq"));
         };
-        let request = Request::parse(payload);
+        let request = self.parse_request(payload);
         match addr {
             Addr::Peer(sid, seat) => {
                 if self.seat(sid, seat).map(|s| s.jid.as_str()) != Some(iq.from.as_str()) {
@@ -142,7 +161,7 @@ impl Registry {
         if let Some(Addr::Public(sid)) = self.resources.get(res).copied() {
             // XEP "Accepting an invite" shows the join as type='result'.
             if let Some(p) = iq.payload.as_ref() {
-                if let Ok(Request::Acknowledge(status)) = Request::parse(p) {
+                if let Ok(Request::Acknowledge(status)) = self.parse_request(p) {
                     self.public_join(None, sid, &iq.from, &status, now, out);
                 }
             }
@@ -161,7 +180,7 @@ impl Registry {
         if !self.invitee_matches(sid, seat, &iq.from) {
             return;
         }
-        let status = match (iq.kind, iq.payload.as_ref().map(Request::parse)) {
+        let status = match (iq.kind, iq.payload.as_ref().map(|p| self.parse_request(p))) {
             (IqKind::Result, Some(Ok(Request::Acknowledge(s)))) => s,
             // An empty result or an error (the client does not speak DSPS) rejects.
             _ => "drop".to_string(),

@@ -20,6 +20,12 @@ use crate::proto::query::{self, PresencePush, Role};
 
 impl Registry {
     pub(super) fn on_hello(&mut self, conn: ConnId, hello: Hello, out: &mut Out) {
+        if self.draining {
+            return out.push(Action::RelayClose {
+                conn,
+                reason: "the DSPS is shutting down",
+            });
+        }
         let target = bare(&hello.dsps)
             .eq_ignore_ascii_case(&self.settings.domain)
             .then(|| resource(&hello.dsps))

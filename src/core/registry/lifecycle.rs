@@ -101,6 +101,19 @@ impl Registry {
         out.push(Action::StreamGone { stream: sid });
     }
 
+    /// Service shutdown: every stream ends the way "Stream shutdown" ends one
+    /// (connected peers drained, then sent their drop notices), so a stopping
+    /// service reuses that path instead of having one of its own. From now on new
+    /// streams get 503 and new handshakes are closed.
+    pub(super) fn shutdown_all(&mut self, now: Now, out: &mut Out) {
+        self.draining = true;
+        let streams: Vec<StreamId> = self.streams.keys().copied().collect();
+        info!(streams = streams.len(), "shutting down every stream");
+        for sid in streams {
+            self.shutdown_stream(sid, now, out);
+        }
+    }
+
     pub(super) fn on_tick(&mut self, now: Now, out: &mut Out) {
         for (_, key) in self.timers.due(now.mono) {
             let Some(s) = self.seat(key.stream, key.seat) else {

@@ -97,8 +97,12 @@ pub struct Settings {
     pub features: Vec<Feature>,
     /// Whether XEP-0092 answers reveal the OS.
     pub show_os: bool,
-    /// Bounds on streams and seats.
+    /// Bounds on streams, seats and what a request may carry.
     pub limits: crate::config::Limits,
+    /// Most bytes of a stanza we send (`[component] max_stanza_size`): the public
+    /// `stats` listing is cut to it and an `admin` whose invitation would pass it is
+    /// refused.
+    pub max_stanza_size: usize,
 }
 
 /// Something that happened.
@@ -127,6 +131,9 @@ pub enum Input {
     },
     /// Deadlines may be due.
     Tick,
+    /// The service is stopping (SIGTERM/SIGINT): end every stream as "Stream
+    /// shutdown" does, and refuse new streams and handshakes from now on.
+    Shutdown,
 }
 
 /// What the handshake gives the data path when a peer connects.
@@ -209,6 +216,8 @@ pub struct Registry {
     timers: Timers,
     next_stream: StreamId,
     next_iq: u64,
+    /// Set by [`Input::Shutdown`]: no new streams or handshakes.
+    draining: bool,
 }
 
 /// The current time, monotonic for deadlines and wall-clock for `init`.
@@ -238,6 +247,7 @@ impl Registry {
             timers: Timers::default(),
             next_stream: 1,
             next_iq: 1,
+            draining: false,
         }
     }
 
@@ -271,6 +281,7 @@ impl Registry {
             Input::RelayKey { conn, key } => self.on_key2(conn, &key, &mut out),
             Input::RelayClosed { conn } => self.on_closed(conn, now, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
+            Input::Shutdown => self.shutdown_all(now, &mut out),
         }
         out
     }

@@ -11,6 +11,8 @@ use crate::proto::query::{
 };
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
+mod limits;
+
 const DOMAIN: &str = "dsps.localhost";
 const WAIT_DEFAULT: u64 = 10_000;
 const EXPIRE_DEFAULT: u64 = 20_000;
@@ -36,6 +38,7 @@ fn settings() -> Settings {
         }],
         show_os: false,
         limits: crate::config::Limits::default(),
+        max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
     }
 }
 
@@ -1748,6 +1751,50 @@ fn the_last_master_leaving_drains_connected_slaves_drops_everyone_and_forgets_th
 }
 
 #[test]
+fn service_shutdown_drains_every_stream_and_refuses_new_streams_and_handshakes() {
+    let mut h = Harness::new();
+    let mut a = h.create(ALICE);
+    let mut b = h.join(&a, "slave", BOB);
+    let c = h.join(&a, "slave", CAROL);
+    let d = h.join(&a, "slave", DAVE);
+    let mut e = h.create(ERIN);
+    h.handshake(&mut a);
+    h.handshake(&mut b);
+    h.handshake(&mut e);
+    let (d_conn, _) = h.key1(&d);
+
+    let out = h.feed(Input::Shutdown);
+    let mut drained = drains(&out);
+    drained.sort();
+    let mut want = vec![a.conn(), b.conn(), e.conn()];
+    want.sort();
+    assert_eq!(
+        drained, want,
+        "every connected peer, masters too, is drained"
+    );
+    assert_eq!(closes(&out), vec![d_conn], "a handshake in progress is cut");
+    assert_eq!(gone(&out).len(), 2);
+    // Everyone with a peer resource gets a drop notice: the drained ones after their
+    // data (carried by the drain), the others at once.
+    let mut notified: Vec<_> = of_type(&out, "acknowledge")
+        .into_iter()
+        .map(|i| i.to)
+        .collect();
+    notified.sort();
+    let mut want: Vec<_> = [&a, &b, &c, &d, &e].iter().map(|p| p.jid.clone()).collect();
+    want.sort();
+    assert_eq!(notified, want);
+    assert_eq!(h.reg.stream_count(), 0);
+    assert_eq!(h.reg.held(), (0, 0, 0, 0));
+
+    let r = h.ask("get", MALLORY, DOMAIN, &dsps("create", "", ""));
+    assert_eq!(code(&r), Some(503), "no new streams while draining");
+    let conn = h.new_conn();
+    let out = h.hello(conn, ALICE, &a.dsps);
+    assert_eq!(closes(&out), vec![conn], "no new handshakes while draining");
+}
+
+#[test]
 fn the_stream_lives_on_while_another_master_remains() {
     let mut h = Harness::new();
     let a = h.create(ALICE);
@@ -2025,6 +2072,7 @@ fn limited(streams: usize, per_jid: usize, seats: usize) -> Harness {
             streams,
             streams_per_jid: per_jid,
             seats_per_stream: seats,
+            ..crate::config::Limits::default()
         },
         ..settings()
     })

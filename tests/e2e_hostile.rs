@@ -1,0 +1,127 @@
+//! Hostile stanzas through a real Prosody, while a real transfer runs: nothing a
+//! user sends may crash dsps, cut its component link or cost anyone a byte.
+//! (Issue "Hostile input and faults", cases 1 and 2.)
+
+mod common;
+
+use common::raw_c2s::RawC2s;
+use common::scenario::{create_and_invite, Rig, DOMAIN};
+use dsps::proto::query::{CreateRequest, Role};
+use rand::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+const SECRET: &str = "hostile-test-secret";
+const PAYLOAD_LEN: usize = 16 * 1024 * 1024;
+const ROUNDS: usize = 4;
+
+fn nested(depth: usize) -> String {
+    format!("{}{}", "<a>".repeat(depth), "</a>".repeat(depth))
+}
+
+/// One round of hostile stanzas from `eve`; checks each iq is answered as it should be.
+async fn hostile_round(eve: &mut RawC2s, round: usize) {
+    let deep = nested(5000);
+    // 1. Deep payloads in a message, a presence and a dsps create.
+    eve.send(&format!(
+        "<message to='{DOMAIN}' id='m{round}'><x xmlns='urn:x'>{deep}</x></message>"
+    ))
+    .await;
+    eve.send(&format!(
+        "<presence to='{DOMAIN}/x' id='p{round}'><x xmlns='urn:x'>{deep}</x></presence>"
+    ))
+    .await;
+    let id = format!("deep{round}");
+    eve.send(&format!(
+        "<iq type='get' to='{DOMAIN}' id='{id}'><query xmlns='jabber:iq:dsps' type='create'>\
+         <comment>{deep}</comment></query></iq>"
+    ))
+    .await;
+    let reply = eve.reply_to(&id).await;
+    assert!(reply.contains("type='error'"), "{reply}");
+    assert!(reply.contains("code='400'"), "{reply}");
+    assert!(reply.contains("component.max_depth (64)"), "{reply}");
+
+    // 2. A 16 000-byte attribute value, element name and attribute name are read
+    //    and the request answered normally.
+    let long = "l".repeat(16_000);
+    let id = format!("long{round}");
+    eve.send(&format!(
+        "<iq type='get' to='{DOMAIN}' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info' \
+         junk='{long}'><{long} {long}='{long}'/></query></iq>"
+    ))
+    .await;
+    let reply = eve.reply_to(&id).await;
+    assert!(reply.contains("type='result'"), "{reply}");
+    assert!(reply.contains("jabber:iq:dsps"), "{reply}");
+
+    // 3. A 100 KB minthroughput gets an answer (not a dead link).
+    let id = format!("mt{round}");
+    eve.send(&format!(
+        "<iq type='get' to='{DOMAIN}' id='{id}'><query xmlns='jabber:iq:dsps' type='create' \
+         minthroughput='{}KB'/></iq>",
+        "9".repeat(100_000)
+    ))
+    .await;
+    let reply = eve.reply_to(&id).await;
+    assert!(reply.contains("<iq"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer() {
+    let mut rig = Rig::start(SECRET, &["alice", "bob", "carol", "eve"], "");
+    let alice = rig.peer("alice").await;
+    let mut bob = rig.peer("bob").await;
+    let mut carol = rig.peer("carol").await;
+    let mut eve = RawC2s::login(&rig.prosody, "eve", "pw").await;
+
+    let (seat, seats) = create_and_invite(
+        &alice,
+        &CreateRequest::default(),
+        &mut [(&mut bob, Role::Slave), (&mut carol, Role::Slave)],
+    )
+    .await;
+    let (_ar, mut aw) = alice.connect(&seat).await;
+    let (br, _bw) = bob.connect(&seats[0]).await;
+    let (cr, _cw) = carol.connect(&seats[1]).await;
+
+    let mut payload = vec![0u8; PAYLOAD_LEN];
+    rand::rngs::StdRng::seed_from_u64(6).fill_bytes(&mut payload);
+    let want = Sha256::digest(&payload).to_vec();
+    let receive = |mut r: common::scenario::Reader| async move {
+        let mut h = Sha256::new();
+        let mut got = 0;
+        while got < PAYLOAD_LEN {
+            let b = common::scenario::next_block(&mut r).await;
+            got += b.data.len();
+            h.update(&b.data);
+        }
+        (got, h.finalize().to_vec())
+    };
+    let bob_rx = tokio::spawn(receive(br));
+    let carol_rx = tokio::spawn(receive(cr));
+    // Half the data, then the hostile rounds while the stream is live and the
+    // slaves are still reading, then the rest.
+    let (first, second) = payload.split_at(PAYLOAD_LEN / 2);
+    aw.write_all(first).await.expect("alice writes");
+    for round in 0..ROUNDS {
+        hostile_round(&mut eve, round).await;
+    }
+    aw.write_all(second).await.expect("alice writes");
+
+    let (bob_got, bob_sha) = common::c2s::within(bob_rx).await.expect("bob");
+    let (carol_got, carol_sha) = common::c2s::within(carol_rx).await.expect("carol");
+    assert_eq!((bob_got, &bob_sha), (PAYLOAD_LEN, &want), "bob's copy");
+    assert_eq!(
+        (carol_got, &carol_sha),
+        (PAYLOAD_LEN, &want),
+        "carol's copy"
+    );
+
+    let log = rig.dsps.log();
+    assert!(rig.dsps.is_running(), "dsps died:\n{log}");
+    assert_eq!(log.matches("component online").count(), 1, "{log}");
+    assert!(!log.contains("component link lost"), "{log}");
+    // One line per refused stanza: message, presence and iq in every round.
+    assert_eq!(log.matches("stanza dropped").count(), 3 * ROUNDS, "{log}");
+}

@@ -1,0 +1,130 @@
+//! `[limits]` and `max_stanza_size` through a real Prosody and the real binary
+//! (issue 6): an over-limit comment is refused with 400 naming the limit, and a
+//! bare-JID `stats` listing of public streams whose comments add up to more than
+//! Prosody's 512 KiB component limit is cut to `max_stanza_size`, so the link stays up.
+
+mod common;
+
+use common::c2s::{within, STEP};
+use common::scenario::{Peer, Rig, DOMAIN};
+use dsps::config::DEFAULT_MAX_STANZA_SIZE;
+use dsps::proto::query::{CreateRequest, StatsResult};
+use dsps::proto::xml::{attr, NS_DSPS, NS_STANZAS};
+use minidom::Element;
+
+const SECRET: &str = "limits-test-secret";
+/// Comments this large are allowed here, so that four of them are more than Prosody
+/// takes from a component in one stanza (512 KiB) but each is within what a client
+/// may send it (256 KiB).
+const COMMENT_BYTES: usize = 160_000;
+const EXTRA: &str = "[limits]\ncomment_bytes = 160000\nstream_comment_bytes = 160000\n";
+
+fn comment(text_bytes: usize) -> Element {
+    Element::builder("comment", NS_DSPS)
+        .append("c".repeat(text_bytes))
+        .build()
+}
+
+async fn ask(p: &Peer, kind: &str, to: &str, payload: Element) -> Element {
+    within(p.xmpp.request(kind, to, payload, STEP))
+        .await
+        .unwrap_or_else(|e| panic!("request to {to} failed: {e}"))
+}
+
+/// (legacy code, condition, text) of an error reply.
+fn error_of(reply: &Element) -> (String, String, String) {
+    assert_eq!(reply.attr("type"), Some("error"), "not an error: {reply:?}");
+    let error = reply
+        .children()
+        .find(|c| c.name() == "error")
+        .expect("error iq with <error/>");
+    let condition = error
+        .children()
+        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
+        .map(|c| c.name().to_string())
+        .unwrap_or_default();
+    let text = error
+        .get_child("text", NS_STANZAS)
+        .map(|t| t.text())
+        .unwrap_or_default();
+    let code = error.attr("code").unwrap_or("").to_string();
+    (code, condition, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_the_link() {
+    let rig = Rig::start(SECRET, &["alice", "erin"], EXTRA);
+    let alice = rig.peer("alice").await;
+    let erin = rig.peer("erin").await;
+
+    // One byte of text too many (the tags count too): 400 naming the limit.
+    let create = CreateRequest {
+        maxpublic: 5,
+        comments: vec![comment(COMMENT_BYTES)],
+        ..CreateRequest::default()
+    };
+    let reply = ask(&alice, "get", DOMAIN, Element::from(&create)).await;
+    assert_eq!(
+        error_of(&reply),
+        (
+            "400".to_string(),
+            "bad-request".to_string(),
+            format!("comment longer than limits.comment_bytes ({COMMENT_BYTES})")
+        )
+    );
+
+    // Four public streams with 150 KB comments: 600 KB if listed whole.
+    let create = CreateRequest {
+        maxpublic: 5,
+        comments: vec![comment(150_000)],
+        ..CreateRequest::default()
+    };
+    for _ in 0..4 {
+        within(alice.dsps.create(&create))
+            .await
+            .unwrap_or_else(|e| panic!("create failed: {e}"));
+    }
+    let stats = attr(Element::builder("query", NS_DSPS), "type", "stats").build();
+    let reply = ask(&erin, "get", DOMAIN, stats).await;
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "{:?}",
+        reply.attr("type")
+    );
+    let size = String::from(&reply).len();
+    assert!(
+        size <= DEFAULT_MAX_STANZA_SIZE,
+        "a {size}-byte listing is over max_stanza_size"
+    );
+    let listed: Vec<StatsResult> = reply
+        .children()
+        .map(|s| StatsResult::try_from(s).expect("a stats query"))
+        .collect();
+    // 256 KiB holds one 150 KB stream, not two.
+    assert_eq!(listed.len(), 1, "listing of {size} bytes");
+    eprintln!(
+        "public listing cut to {} of 4 streams, {size} bytes",
+        listed.len()
+    );
+    assert_eq!(listed[0].comments[0].text().len(), 150_000);
+    assert_eq!(listed[0].peers.len(), 1, "with its public JID");
+
+    // The link is still up: the component answers the next requests at once.
+    let ping = Element::builder("ping", "urn:xmpp:ping").build();
+    let reply = ask(&erin, "get", DOMAIN, ping).await;
+    assert_eq!(reply.attr("type"), Some("result"), "ping: {reply:?}");
+    let disco = Element::builder("query", "http://jabber.org/protocol/disco#info").build();
+    let reply = ask(&erin, "get", DOMAIN, disco).await;
+    assert_eq!(reply.attr("type"), Some("result"), "disco: {reply:?}");
+    let log = rig.dsps.log();
+    assert!(
+        !log.contains("component link lost"),
+        "the component link was lost:\n{log}"
+    );
+    assert_eq!(
+        log.matches("component online").count(),
+        1,
+        "the component logged in more than once"
+    );
+}
