@@ -22,11 +22,12 @@
 //!   that per-address limits do not lock out the legitimate peers on 127.0.0.1.
 //! - An RSS sampler on the dsps process.
 //!
-//! At the end: every peer resource ever handed out answers `who` and `stats` with 404,
-//! the public listing is empty, dsps still runs and never logged a lost link, RSS
-//! stayed within bounds. One figures line goes to stdout; any failure exits 1.
+//! At the end: every hostile iq got an answer, every peer resource handed out answers
+//! `who` and `stats` with 404, the public listing is empty, dsps still runs and never
+//! logged a lost link, RSS stayed within bounds. One figures line goes to stdout; any
+//! failure exits 1.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,6 +159,7 @@ struct Figures {
     bytes_verified: AtomicU64,
     errors: AtomicU64,
     hostile_stanzas: AtomicU64,
+    hostile_iqs: AtomicU64,
     hostile_iq_replies: AtomicU64,
     hostile_relogins: AtomicU64,
     garbage_sockets: AtomicU64,
@@ -335,7 +337,8 @@ impl Session {
         .await
     }
 
-    /// Waits for an invitation to the stream `master` invites from and answers it.
+    /// Waits for the next invitation and accepts or rejects it; an accepted one
+    /// gives the seat.
     async fn answer_invitation(&mut self, accept: bool) -> R<Option<Seat>> {
         let inv = self
             .wait("an invitation", |e| match e {
@@ -562,7 +565,6 @@ impl Worker {
 
         // The master leaves: the stream ends, each connected slave sees end of stream
         // and then its drop notice.
-        let master_jid = self.sessions[0].jid.clone();
         ok("master leaves", self.sessions[0].dsps.leave(&master.seat)).await?;
         for m in members.iter_mut() {
             if let Some((r, _w)) = m.conn.as_mut() {
@@ -577,8 +579,6 @@ impl Worker {
             let peer = m.seat.peer_jid.clone();
             self.sessions[m.who].wait_dropped(&peer).await?;
         }
-        drop(master);
-        let _ = master_jid;
         for s in self.sessions.iter_mut() {
             s.drain();
         }
@@ -1058,18 +1058,24 @@ async fn hostile_xml(sh: Arc<Shared>, account: usize) {
             add(&sh.figures.hostile_relogins, 1);
         }
         let (mut rd, mut wr) = tcp.into_split();
-        let counter = Arc::clone(&sh);
-        let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(k) = rd.read(&mut buf).await {
-                if k == 0 {
-                    break;
+        let answered = Arc::new(Mutex::new(HashSet::new()));
+        let reader = {
+            let answered = Arc::clone(&answered);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut text = String::new();
+                while let Ok(k) = rd.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                    text.push_str(&String::from_utf8_lossy(&buf[..k]));
+                    let ids = answered_iqs(&mut text);
+                    answered.lock().unwrap().extend(ids);
                 }
-                let text = String::from_utf8_lossy(&buf[..k]);
-                let replies = text.matches("id='h").count() + text.matches("id=\"h").count();
-                add(&counter.figures.hostile_iq_replies, replies as u64);
-            }
-        });
+            })
+        };
+        let mut sent_iqs = Vec::new();
+        let mut broken = false;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         while sh.running() {
             tick.tick().await;
@@ -1078,18 +1084,92 @@ async fn hostile_xml(sh: Arc<Shared>, account: usize) {
                 .iter()
                 .position(|k| *k == kinds[n as usize % kinds.len()])
                 .expect("main checked the kind names");
-            let (stanza, _is_iq) = hostile_stanza(kind, n, &sh.args.dsps);
+            let (stanza, is_iq) = hostile_stanza(kind, n, &sh.args.dsps);
             match tokio::time::timeout(STEP, wr.write_all(stanza.as_bytes())).await {
                 Ok(Ok(())) => {
+                    if is_iq {
+                        sent_iqs.push(format!("h{n}"));
+                        add(&sh.figures.hostile_iqs, 1);
+                    }
                     n += 1;
                     add(&sh.figures.hostile_stanzas, 1);
                 }
-                _ => break,
+                _ => {
+                    broken = true;
+                    break;
+                }
             }
+        }
+        // Every iq gets exactly one answer (RFC 6120), an over-bound one included:
+        // wait (bounded) for the last answers before judging.
+        let deadline = Instant::now() + STEP;
+        let unanswered = loop {
+            let missing: Vec<String> = {
+                let a = answered.lock().unwrap();
+                sent_iqs
+                    .iter()
+                    .filter(|id| !a.contains(*id))
+                    .cloned()
+                    .collect()
+            };
+            if missing.is_empty() || broken || Instant::now() > deadline {
+                break missing;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        add(
+            &sh.figures.hostile_iq_replies,
+            (sent_iqs.len() - unanswered.len()) as u64,
+        );
+        if !broken && !unanswered.is_empty() {
+            sh.fail(format!(
+                "{} of {} hostile iqs got no answer, e.g. {:?}",
+                unanswered.len(),
+                sent_iqs.len(),
+                &unanswered[..unanswered.len().min(5)]
+            ));
         }
         let _ = wr.write_all(b"</stream:stream>").await;
         reader.abort();
     }
+}
+
+/// Takes the ids of the complete `<iq …>` start tags at the front of `text` that
+/// answer our hostile iqs (ids `h<n>`), leaving an incomplete tag for the next read.
+fn answered_iqs(text: &mut String) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut rest = text.as_str();
+    loop {
+        let Some(at) = rest.find("<iq") else {
+            // Keep what could be the start of "<iq".
+            let keep = rest.len().min(2);
+            let mut cut = rest.len() - keep;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            rest = &rest[cut..];
+            break;
+        };
+        let tag = &rest[at..];
+        let Some(end) = tag.find('>') else {
+            rest = tag;
+            break;
+        };
+        for quote in ['\'', '"'] {
+            let key = format!(" id={quote}");
+            if let Some(i) = tag[..end].find(&key) {
+                let value = &tag[i + key.len()..end];
+                if let Some(close) = value.find(quote) {
+                    if value.starts_with('h') {
+                        ids.push(value[..close].to_string());
+                    }
+                }
+            }
+        }
+        rest = &tag[end..];
+    }
+    *text = rest.to_string();
+    ids
 }
 
 /// Garbage on the relay port from 127.0.0.2: each connection must be closed within
@@ -1437,7 +1517,7 @@ async fn main() -> ExitCode {
     let errors = get(&f.errors);
     println!(
         "soak {}: {:.0} s, streams {}, peers {}, bytes sent {} received and verified {}, errors {}, \
-         hostile stanzas {} (iq replies {}, relogins {}), garbage sockets {}, slowloris {}, \
+         hostile stanzas {} (iqs {} answered {}, relogins {}), garbage sockets {}, slowloris {}, \
          wrong keys {}, forged hellos {}, reconnects {}, leaves {}, kicks {}, vanishes {}, \
          late invites {}, public joins {}, rejects {}, seats checked {checked}, \
          RSS start {:.1} MiB warm {:.1} MiB peak {:.1} MiB end {:.1} MiB, seed {seed}",
@@ -1449,6 +1529,7 @@ async fn main() -> ExitCode {
         get(&f.bytes_verified),
         errors,
         get(&f.hostile_stanzas),
+        get(&f.hostile_iqs),
         get(&f.hostile_iq_replies),
         get(&f.hostile_relogins),
         get(&f.garbage_sockets),
@@ -1474,5 +1555,28 @@ async fn main() -> ExitCode {
             eprintln!("soak: failure: {line}");
         }
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answered_iqs_are_read_across_reads() {
+        let mut text =
+            "<message id='h1'/><iq type='error' id='h2' to='x'><error/></iq><i".to_string();
+        assert_eq!(answered_iqs(&mut text), vec!["h2".to_string()]);
+        assert_eq!(text, "<i");
+        text.push_str("q from='d' id=\"h3\"/><iq id='other'/>");
+        assert_eq!(answered_iqs(&mut text), vec!["h3".to_string()]);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert!(parse_duration("soon").is_err());
     }
 }
