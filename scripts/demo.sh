@@ -33,19 +33,7 @@ PIDS=()
 WORK=""
 cleanup() {
     local status=$?
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # Prosody takes about a second to exit after SIGTERM; give everyone 5 s.
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids
     if [ "$status" -ne 0 ] && [ -n "$WORK" ]; then
         local log
         for log in prosody.log dsps.log bob.err carol.err; do
@@ -61,39 +49,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Waits until file $1 contains the fixed string $2; fails if process $3 exits first
-# or after $4 seconds.
-wait_for_line() {
-    local file=$1 needle=$2 pid=$3 secs=$4
-    local deadline=$((SECONDS + secs))
-    until grep -qF -- "$needle" "$file" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        [ "$SECONDS" -lt "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
-
-# A 127.0.0.1 TCP port nobody is using right now (not listening, not connected).
-# Another process may still take it before we do; Prosody's log tells, and we retry.
-free_port() {
-    local used port
-    used=" $(for f in /proc/net/tcp /proc/net/tcp6; do
-        [ -r "$f" ] && tail -n +2 "$f" | while read -r _ addr _; do
-            printf '%d ' "$((16#${addr##*:}))"
-        done
-    done) "
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        case "$used" in *" $port "*) continue ;; esac
-        echo "$port"
-        return
-    done
-}
-
-random_word() {
-    od -An -N12 -tx1 /dev/urandom | tr -d ' \n'
-}
 
 # ---- build ----------------------------------------------------------------------------
 
@@ -113,56 +68,8 @@ PASSWORD=$(random_word)
 
 # ---- Prosody --------------------------------------------------------------------------
 
-start_prosody() {
-    C2S_PORT=$(free_port)
-    COMPONENT_PORT=$(free_port)
-    [ "$C2S_PORT" != "$COMPONENT_PORT" ] || return 1
-    sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|$C2S_PORT|g" \
-        -e "s|@COMPONENT_PORT@|$COMPONENT_PORT|g" -e "s|@DOMAIN@|$DOMAIN|g" \
-        -e "s|@SECRET@|$SECRET|g" conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
-    : >"$WORK/prosody.log"
-    prosody -F --config "$WORK/prosody.cfg.lua" </dev/null >"$WORK/prosody.out" 2>&1 &
-    PROSODY_PID=$!
-    PIDS+=("$PROSODY_PID")
-    # Prosody keeps running when a port is taken, so an open port proves nothing:
-    # wait for its own log line for each listener.
-    local deadline=$((SECONDS + START_TIMEOUT))
-    while :; do
-        if grep -qF "Activated service 'c2s' on [127.0.0.1]:$C2S_PORT" "$WORK/prosody.log" &&
-            grep -qF "Activated service 'component' on [127.0.0.1]:$COMPONENT_PORT" "$WORK/prosody.log"; then
-            return 0
-        fi
-        if grep -qF "Failed to open server port" "$WORK/prosody.log" ||
-            ! kill -0 "$PROSODY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-            kill -TERM "$PROSODY_PID" 2>/dev/null || true
-            wait "$PROSODY_PID" 2>/dev/null || true
-            return 1
-        fi
-        sleep 0.1
-    done
-}
-
-# prosodyctl writes the accounts into data_path, which the server reads; the ports in
-# the config do not matter for this, so register once, before the first start.
-sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|0|g" -e "s|@COMPONENT_PORT@|0|g" \
-    -e "s|@DOMAIN@|$DOMAIN|g" -e "s|@SECRET@|$SECRET|g" \
-    conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
-for user in alice bob carol; do
-    prosodyctl --config "$WORK/prosody.cfg.lua" register "$user" localhost "$PASSWORD" \
-        </dev/null >"$WORK/prosodyctl.out" 2>&1 ||
-        die "prosodyctl register $user failed: $(tail -n 3 "$WORK/prosodyctl.out")"
-done
-
-started=false
-for attempt in 1 2 3; do
-    if start_prosody; then
-        started=true
-        break
-    fi
-    note "Prosody did not come up (attempt $attempt); retrying on other ports"
-done
-$started || die "Prosody did not start; see its log above"
-note "Prosody is up: c2s 127.0.0.1:$C2S_PORT, component 127.0.0.1:$COMPONENT_PORT (pid $PROSODY_PID)"
+register_accounts "$PASSWORD" alice bob carol
+start_prosody_retrying
 
 # ---- dsps -----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-# Shared by scripts/test.sh and scripts/demo.sh; source it, do not run it.
+# Shared by scripts/test.sh, scripts/demo.sh and scripts/soak.sh; source it, do not run it.
 # shellcheck shell=bash
 
 # Prints a message on stderr and exits 1.
@@ -53,4 +53,121 @@ ensure_prosody() {
     command -v prosodyctl >/dev/null 2>&1 && command -v prosody >/dev/null 2>&1 ||
         die "Prosody is still missing after apt-get install prosody"
     note "installed $(dpkg-query -W prosody 2>/dev/null || echo prosody)"
+}
+
+# ---- private Prosody and processes (demo.sh, soak.sh) ---------------------------------
+
+# Waits until file $1 contains the fixed string $2; fails if process $3 exits first
+# or after $4 seconds.
+wait_for_line() {
+    local file=$1 needle=$2 pid=$3 secs=$4
+    local deadline=$((SECONDS + secs))
+    until grep -qF -- "$needle" "$file" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+# A 127.0.0.1 TCP port nobody is using right now (not listening, not connected).
+# Another process may still take it before we do; Prosody's log tells, and we retry.
+free_port() {
+    local used port
+    used=" $(for f in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$f" ] && tail -n +2 "$f" | while read -r _ addr _; do
+            printf '%d ' "$((16#${addr##*:}))"
+        done
+    done) "
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        case "$used" in *" $port "*) continue ;; esac
+        echo "$port"
+        return
+    done
+}
+
+random_word() {
+    od -An -N12 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# The callers below use these globals: WORK (temp dir), DOMAIN (component domain),
+# SECRET (component secret), START_TIMEOUT (seconds), PIDS (array of PIDs to stop).
+
+# Writes $WORK/prosody.cfg.lua from conf/demo-prosody.cfg.lua.in with ports $1 and $2.
+write_prosody_config() {
+    sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|$1|g" \
+        -e "s|@COMPONENT_PORT@|$2|g" -e "s|@DOMAIN@|$DOMAIN|g" \
+        -e "s|@SECRET@|$SECRET|g" conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
+}
+
+# Registers accounts $2... on localhost with password $1. prosodyctl writes them into
+# data_path, which the server reads; the ports in the config do not matter for this,
+# so register once, before the first start.
+register_accounts() {
+    local password=$1 user
+    shift
+    write_prosody_config 0 0
+    for user in "$@"; do
+        prosodyctl --config "$WORK/prosody.cfg.lua" register "$user" localhost "$password" \
+            </dev/null >"$WORK/prosodyctl.out" 2>&1 ||
+            die "prosodyctl register $user failed: $(tail -n 3 "$WORK/prosodyctl.out")"
+    done
+}
+
+# Starts Prosody on two free ports; sets C2S_PORT, COMPONENT_PORT and PROSODY_PID.
+start_prosody() {
+    C2S_PORT=$(free_port)
+    COMPONENT_PORT=$(free_port)
+    [ "$C2S_PORT" != "$COMPONENT_PORT" ] || return 1
+    write_prosody_config "$C2S_PORT" "$COMPONENT_PORT"
+    : >"$WORK/prosody.log"
+    prosody -F --config "$WORK/prosody.cfg.lua" </dev/null >"$WORK/prosody.out" 2>&1 &
+    PROSODY_PID=$!
+    PIDS+=("$PROSODY_PID")
+    # Prosody keeps running when a port is taken, so an open port proves nothing:
+    # wait for its own log line for each listener.
+    local deadline=$((SECONDS + START_TIMEOUT))
+    while :; do
+        if grep -qF "Activated service 'c2s' on [127.0.0.1]:$C2S_PORT" "$WORK/prosody.log" &&
+            grep -qF "Activated service 'component' on [127.0.0.1]:$COMPONENT_PORT" "$WORK/prosody.log"; then
+            return 0
+        fi
+        if grep -qF "Failed to open server port" "$WORK/prosody.log" ||
+            ! kill -0 "$PROSODY_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            kill -TERM "$PROSODY_PID" 2>/dev/null || true
+            wait "$PROSODY_PID" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# start_prosody, up to three times on fresh ports; dies if none works.
+start_prosody_retrying() {
+    local attempt
+    for attempt in 1 2 3; do
+        if start_prosody; then
+            note "Prosody is up: c2s 127.0.0.1:$C2S_PORT, component 127.0.0.1:$COMPONENT_PORT (pid $PROSODY_PID)"
+            return 0
+        fi
+        note "Prosody did not come up (attempt $attempt); retrying on other ports"
+    done
+    die "Prosody did not start; see its log above"
+}
+
+# Sends SIGTERM to every PID in PIDS, gives each 5 s (Prosody takes about a second),
+# then SIGKILL. Only our own children are touched, by PID.
+stop_pids() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }

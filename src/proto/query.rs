@@ -638,19 +638,23 @@ impl TryFrom<&Element> for StatsResult {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
+        // A number too large for its field is unparseable, so it reads as 0 like any
+        // other; an `as` cast would wrap it around (port 70000 read as 4464).
+        let n16 = |k: &str| u16::try_from(n(k)).unwrap_or(0);
+        let n32 = |k: &str| u32::try_from(n(k)).unwrap_or(0);
         Ok(StatsResult {
             init: n("init"),
             protocol: get_attr(e, "protocol").unwrap_or("").to_string(),
-            port: n("port") as u16,
+            port: n16("port"),
             minthroughput: get_attr(e, "minthroughput").unwrap_or("").to_string(),
             expiredefault: n("expiredefault"),
             waitdefault: n("waitdefault"),
             wait: n("wait"),
-            public: n("public") as u32,
-            maxpublic: n("maxpublic") as u32,
-            mastercount: n("mastercount") as u32,
-            slavecount: n("slavecount") as u32,
-            relaycount: n("relaycount") as u32,
+            public: n32("public"),
+            maxpublic: n32("maxpublic"),
+            mastercount: n32("mastercount"),
+            slavecount: n32("slavecount"),
+            relaycount: n32("relaycount"),
             features: features_of(e),
             peers: peers_of(e).map(|p| p.text().trim().to_string()).collect(),
             comments: comments_of(e),
@@ -951,6 +955,13 @@ mod tests {
             ..QueryLimits::NONE
         };
         assert_eq!(over(&admin, &lim), Some(Limit::CommentsPerRequest));
+    }
+
+    #[test]
+    fn stats_numbers_too_large_for_their_field_read_as_zero() {
+        let e = el("<query type='stats' xmlns='jabber:iq:dsps' port='70000' public='4294967297' mastercount='7'/>");
+        let s = StatsResult::try_from(&e).unwrap();
+        assert_eq!((s.port, s.public, s.mastercount), (0, 0, 7));
     }
 
     #[test]

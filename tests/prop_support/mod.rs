@@ -1,0 +1,32 @@
+//! Shared by the `prop_*` property tests: one case budget for all of them.
+//!
+//! proptest, not cargo-fuzz: cargo-fuzz needs a nightly toolchain and this project
+//! builds on stable (docs/reliability.md). Every property runs [`DEFAULT_CASES`] cases
+//! unless `PROPTEST_CASES` says otherwise, so the suite stays fast in `cargo test` and
+//! a long run is one environment variable away:
+//!
+//! ```text
+//! PROPTEST_CASES=20000 cargo test --release --test prop_block --test prop_lines --test prop_query
+//! ```
+
+use proptest::test_runner::{Config, FileFailurePersistence};
+
+/// Cases per property in an ordinary `cargo test`.
+pub const DEFAULT_CASES: u32 = 256;
+
+/// The configuration every property uses: [`DEFAULT_CASES`] cases, or `PROPTEST_CASES`.
+/// Failures are saved beside the test file (`*.proptest-regressions`) and replayed
+/// first on the next run, so a case that once failed stays in the suite.
+pub fn config() -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_CASES);
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..Config::default()
+    }
+}
