@@ -27,6 +27,7 @@
 //! [limits]                      # optional: what one client can make the service hold
 //! streams = 10000               # live streams in all
 //! streams_per_jid = 64          # live streams one full JID has created
+//! streams_per_account = 256     # live streams all resources of one bare JID have created
 //! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
 //! comment_bytes = 4096          # most bytes of one <comment/> (+64 per node in it)
 //! comments_per_request = 16     # most <comment/> elements in one request
@@ -131,6 +132,10 @@ pub struct Limits {
     pub streams: usize,
     /// Live streams created by one full JID (default 64).
     pub streams_per_jid: usize,
+    /// Live streams created by all resources of one account, the bare JID (default
+    /// 256): a client can bind any number of resources, so the per-JID count alone
+    /// does not bound what one account holds.
+    pub streams_per_account: usize,
     /// Seats (invited, waiting or connected peers) in one stream (default 1024).
     pub seats_per_stream: usize,
     /// Most bytes of one `<comment/>`, serialised as dsps writes it, plus
@@ -152,6 +157,7 @@ impl Default for Limits {
         Limits {
             streams: 10_000,
             streams_per_jid: 64,
+            streams_per_account: 256,
             seats_per_stream: 1024,
             comment_bytes: 4096,
             comments_per_request: 16,
@@ -409,6 +415,7 @@ struct RawConfig {
 struct RawLimits {
     streams: Option<usize>,
     streams_per_jid: Option<usize>,
+    streams_per_account: Option<usize>,
     seats_per_stream: Option<usize>,
     comment_bytes: Option<usize>,
     comments_per_request: Option<usize>,
@@ -638,6 +645,11 @@ fn resolve_limits(l: RawLimits, max_stanza_size: usize) -> Result<Limits, Config
     let limits = Limits {
         streams: get(l.streams, d.streams, "streams")?,
         streams_per_jid: get(l.streams_per_jid, d.streams_per_jid, "streams_per_jid")?,
+        streams_per_account: get(
+            l.streams_per_account,
+            d.streams_per_account,
+            "streams_per_account",
+        )?,
         seats_per_stream: get(l.seats_per_stream, d.seats_per_stream, "seats_per_stream")?,
         comment_bytes: get(l.comment_bytes, d.comment_bytes, "comment_bytes")?,
         comments_per_request: get(

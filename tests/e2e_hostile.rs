@@ -125,3 +125,29 @@ async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer()
     // One line per refused stanza: message, presence and iq in every round.
     assert_eq!(log.matches("stanza dropped").count(), 3 * ROUNDS, "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_survives_hostile_stanzas_too() {
+    let rig = Rig::start(SECRET, &["bob", "eve"], "");
+    let bob = rig.peer("bob").await;
+    let mut eve = RawC2s::login(&rig.prosody, "eve", "pw").await;
+    let deep = nested(5000);
+    eve.send(&format!(
+        "<message to='{}' id='m'><x xmlns='urn:x'>{deep}</x></message>",
+        bob.jid
+    ))
+    .await;
+    eve.send(&format!(
+        "<iq type='get' to='{}' id='deep-to-bob'><x xmlns='urn:x'>{deep}</x></iq>",
+        bob.jid
+    ))
+    .await;
+    // RFC 6120: the refused iq get is still answered.
+    let reply = eve.reply_to("deep-to-bob").await;
+    assert!(reply.contains("type='error'"), "{reply}");
+    // And bob's session still works.
+    let seat = common::c2s::within(bob.dsps.create(&CreateRequest::default()))
+        .await
+        .expect("bob's create after the hostile stanzas");
+    assert!(seat.peer_jid.starts_with("dsps.localhost/"));
+}

@@ -23,7 +23,6 @@ use std::time::Duration;
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
-use tokio_xmpp::xmlstream::Timeouts;
 use xmpp_parsers::jid::FullJid;
 
 use self::driver::{Command, Driver};
@@ -35,13 +34,11 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound for the polite close: our `</stream:stream>` and the server's.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Read timeouts of the stream. After `read_timeout` of silence the driver pings the
-/// server; if nothing arrives `response_timeout` later the link counts as dead. A minute
-/// is well inside Prosody's own c2s idle limits, and 20 s is plenty for a ping reply.
-const STREAM_TIMEOUTS: Timeouts = Timeouts {
-    read_timeout: Duration::from_secs(60),
-    response_timeout: Duration::from_secs(20),
-};
+/// After this much silence the driver pings the server (well inside Prosody's own
+/// c2s idle limits).
+pub(crate) const KEEPALIVE_AFTER: Duration = Duration::from_secs(60);
+/// If nothing arrives this long after the ping, the link counts as dead.
+pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(20);
 
 /// Stanzas queued by handles but not yet written. Small: the writer is fast, and a full
 /// queue should push back on the senders rather than buffer without limit.
@@ -121,7 +118,7 @@ impl XmppClient {
         let requested = FullJid::new(jid)
             .map_err(|e| C2sError::Protocol(format!("{jid:?} is not a full JID: {e}")))?;
         let ids = Arc::new(IdGen::new());
-        let login = login::login(server, &requested, password, STREAM_TIMEOUTS, &ids);
+        let login = login::login(server, &requested, password, &ids);
         let (stream, bound) = timeout(LOGIN_TIMEOUT, login)
             .await
             .map_err(|_| C2sError::Timeout)??;

@@ -4,7 +4,8 @@
 //! We own the stream instead of using tokio-xmpp's `XmlStream`, because its
 //! reader's limits cannot be set (see [`super::reader`]): one long attribute or
 //! one deeply nested stanza from any user would cut the link or crash the
-//! process. Reading goes through [`StanzaReader`]; writing is minidom's
+//! process. It runs on [`XmlConn`], which reads through the bounded
+//! [`super::reader::StanzaReader`]; writing is minidom's
 //! serialiser over elements that are either ours or came through the reader, so
 //! every tree we touch is shallow.
 //!
@@ -16,14 +17,14 @@
 use std::time::Duration;
 
 use minidom::Element;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use xmpp_parsers::component::Handshake;
 
-use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead, StanzaReader, NS_STREAMS};
+use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead};
+use super::stream::{header, StreamDown, XmlConn};
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::xml::NS_COMPONENT;
@@ -38,8 +39,6 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(60);
 /// Silence after the keepalive after which the link is considered dead.
 pub const DEAD_AFTER: Duration = Duration::from_secs(30);
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 64 * 1024;
 /// Outbound stanzas written in one go when several are queued (one syscall
 /// instead of one per stanza under load).
 const WRITE_BATCH: usize = 64;
@@ -58,15 +57,7 @@ pub struct LinkConfig {
 }
 
 /// One open component stream.
-pub struct Link {
-    tcp: TcpStream,
-    reader: StanzaReader,
-    ready: std::collections::VecDeque<Inbound>,
-    /// Set when the stream became unreadable after the items in `ready`.
-    failure: Option<String>,
-    chunk: Vec<u8>,
-    out: Vec<u8>,
-}
+pub type Link = XmlConn<TcpStream>;
 
 /// Why one login attempt failed.
 #[derive(Debug)]
@@ -89,81 +80,6 @@ impl std::fmt::Display for LoginError {
     }
 }
 
-/// Why a link stopped being readable.
-#[derive(Debug)]
-pub enum LinkDown {
-    /// The socket failed.
-    Io(std::io::Error),
-    /// The server closed the TCP connection.
-    Eof,
-    /// What the server sent cannot be parsed further.
-    Xml(String),
-}
-
-impl std::fmt::Display for LinkDown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LinkDown::Io(e) => write!(f, "{e}"),
-            LinkDown::Eof => f.write_str("connection closed by the server"),
-            LinkDown::Xml(e) => write!(f, "unreadable stream: {e}"),
-        }
-    }
-}
-
-impl Link {
-    /// The next item from the server. Cancel safe: a read that completes is
-    /// parsed before the next await, so nothing read is lost.
-    pub async fn next(&mut self) -> Result<Inbound, LinkDown> {
-        loop {
-            if let Some(item) = self.ready.pop_front() {
-                return Ok(item);
-            }
-            if let Some(why) = self.failure.take() {
-                return Err(LinkDown::Xml(why));
-            }
-            self.chunk.resize(READ_CHUNK, 0);
-            let n = self.tcp.read(&mut self.chunk).await.map_err(LinkDown::Io)?;
-            if n == 0 {
-                return Err(LinkDown::Eof);
-            }
-            let mut items = Vec::new();
-            let fed = self.reader.feed(&self.chunk[..n], &mut items);
-            self.ready.extend(items);
-            if let Err(e) = fed {
-                // Deliver what was complete before the failure, then fail.
-                self.failure = Some(e.0);
-            }
-        }
-    }
-
-    /// Queues a stanza for [`Link::flush`].
-    fn queue(&mut self, e: &Element) {
-        // Writing to a Vec cannot fail; an element we hold is always writable.
-        if let Err(err) = e.write_to(&mut self.out) {
-            warn!("stanza not serialisable, dropped: {err}");
-        }
-    }
-
-    /// Writes what is queued.
-    async fn flush(&mut self) -> std::io::Result<()> {
-        let r = self.tcp.write_all(&self.out).await;
-        self.out.clear();
-        r
-    }
-
-    /// Sends one stanza.
-    pub async fn send(&mut self, e: &Element) -> std::io::Result<()> {
-        self.queue(e);
-        self.flush().await
-    }
-
-    /// Sends the stream footer and closes our side.
-    pub async fn close(&mut self) {
-        let _ = self.tcp.write_all(b"</stream:stream>").await;
-        let _ = self.tcp.shutdown().await;
-    }
-}
-
 /// Connects and performs the XEP-0114 handshake.
 pub async fn login(cfg: &LinkConfig) -> Result<Link, LoginError> {
     tokio::time::timeout(LOGIN_TIMEOUT, login_inner(cfg))
@@ -175,44 +91,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn xml_escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
-}
-
 async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
     let tcp = TcpStream::connect(&cfg.server)
         .await
         .map_err(LoginError::Io)?;
     // Without NODELAY a reply and a push sent back to back stall ~40 ms (notes §2).
     tcp.set_nodelay(true).map_err(LoginError::Io)?;
-    let mut link = Link {
-        tcp,
-        reader: StanzaReader::new(cfg.limits),
-        ready: Default::default(),
-        failure: None,
-        chunk: Vec::new(),
-        out: Vec::new(),
-    };
-    let header = format!(
-        "<?xml version='1.0'?><stream:stream xmlns='{NS_COMPONENT}' \
-         xmlns:stream='{NS_STREAMS}' to='{}'>",
-        xml_escape_attr(&cfg.domain)
-    );
-    link.tcp
-        .write_all(header.as_bytes())
+    let mut link = Link::new(tcp, cfg.limits);
+    let refused = |e: StreamDown| LoginError::Refused(e.to_string());
+    let stream_id = link
+        .open(&header(NS_COMPONENT, &cfg.domain, false))
         .await
-        .map_err(LoginError::Io)?;
-    let refused = |e: LinkDown| LoginError::Refused(e.to_string());
-    let stream_id = match link.next().await.map_err(refused)? {
-        Inbound::Header { id: Some(id) } => id,
-        Inbound::Header { id: None } => {
-            return Err(LoginError::Refused("server sent no stream id".into()))
-        }
-        _ => return Err(LoginError::Refused("no stream header".into())),
-    };
+        .map_err(refused)?
+        .ok_or_else(|| LoginError::Refused("server sent no stream id".into()))?;
     let digest = Handshake::from_stream_id_and_password(stream_id, &cfg.secret)
         .data
         .map(|d| hex(&d))

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use futures::SinkExt;
 use minidom::rxml::xml_ncname;
 use minidom::Element;
 use sasl::client::mechanisms::{Plain, Scram};

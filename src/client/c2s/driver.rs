@@ -9,15 +9,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
-use tokio_xmpp::xmlstream::ReadError;
+use tokio::time::{timeout, Instant};
 
 use super::login::{stream_error_text, Stream};
-use super::stanza::{self, IdGen, NS_STREAM};
-use super::CLOSE_TIMEOUT;
+use super::stanza::{self, IdGen};
+use super::{CLOSE_TIMEOUT, DEAD_AFTER, KEEPALIVE_AFTER};
+use crate::xmpp::reader::{Inbound, StanzaHead};
 
 /// What a handle asks the driver to do.
 pub(super) enum Command {
@@ -80,8 +79,11 @@ impl Driver {
 
     /// Runs until the connection ends; see the module doc.
     pub(super) async fn run(mut self) {
+        let mut quiet_since = Instant::now();
+        let mut pinged = false;
         loop {
-            // Both branches are cancel safe: `recv` loses nothing, and the XmlStream keeps
+            let idle_limit = if pinged { DEAD_AFTER } else { KEEPALIVE_AFTER };
+            // All branches are cancel safe: `recv` loses nothing, and the stream keeps
             // its partial-read state inside itself, not in the `next()` future.
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -112,40 +114,72 @@ impl Driver {
                         return;
                     }
                 },
-                item = self.stream.next() => match item {
-                    Some(Ok(elem)) => {
-                        if let Flow::Stop = self.dispatch(elem).await {
+                item = self.stream.next() => {
+                    quiet_since = Instant::now();
+                    pinged = false;
+                    match item {
+                        Ok(Inbound::Stanza(elem)) => {
+                            if let Flow::Stop = self.dispatch(elem).await {
+                                return;
+                            }
+                        }
+                        Ok(Inbound::StreamError(elem)) => {
+                            tracing::warn!("c2s {}", stream_error_text(&elem));
+                            return;
+                        }
+                        Ok(Inbound::Rejected { head, bound }) => {
+                            tracing::warn!(stanza = %head.name, from = head.from.as_deref().unwrap_or(""), "stanza dropped: {bound}");
+                            if let Flow::Stop = self.refuse(&head).await {
+                                return;
+                            }
+                        }
+                        Ok(Inbound::Header { .. }) => {}
+                        Ok(Inbound::Footer) => return,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "c2s connection failed");
                             return;
                         }
                     }
-                    Some(Err(ReadError::SoftTimeout)) => {
-                        // The server has been quiet for a while: make it answer something
-                        // before the hard timeout declares the link dead. The reply has no
-                        // pending entry and is dropped in `dispatch`.
-                        let ping = stanza::ping(&self.ids.next_id(), &self.own_domain);
-                        if self.stream.send(&ping).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Err(ReadError::ParseError(e))) => {
-                        tracing::debug!(error = %e, "skipping unparsable stanza");
-                    }
-                    Some(Err(ReadError::HardError(e))) => {
-                        tracing::debug!(error = %e, "c2s connection failed");
+                }
+                _ = tokio::time::sleep_until(quiet_since + idle_limit) => {
+                    if pinged {
+                        tracing::debug!("c2s server silent after a ping; giving up");
                         return;
                     }
-                    Some(Err(ReadError::StreamFooterReceived)) | None => return,
-                },
+                    // The server has been quiet for a while: make it answer something.
+                    // The reply has no pending entry and is dropped in `dispatch`.
+                    pinged = true;
+                    quiet_since = Instant::now();
+                    let ping = stanza::ping(&self.ids.next_id(), &self.own_domain);
+                    if self.stream.send(&ping).await.is_err() {
+                        return;
+                    }
+                }
             }
+        }
+    }
+
+    /// Answers an iq get/set the reader refused (RFC 6120 §8.2.3: it must be answered).
+    async fn refuse(&mut self, head: &StanzaHead) -> Flow {
+        let is_request = head.name == "iq" && matches!(head.kind.as_deref(), Some("get" | "set"));
+        if !is_request {
+            return Flow::Continue;
+        }
+        let mut b = Element::builder("iq", stanza::NS_CLIENT);
+        for (name, value) in [("type", &head.kind), ("id", &head.id), ("from", &head.from)] {
+            if let Some(v) = value {
+                b = crate::proto::xml::attr(b, name, v.as_str());
+            }
+        }
+        let error = stanza::error_for(&b.build(), "modify", "policy-violation");
+        match self.stream.send(&error).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
         }
     }
 
     /// Routes one incoming element.
     async fn dispatch(&mut self, elem: Element) -> Flow {
-        if elem.is("error", NS_STREAM) {
-            tracing::warn!("c2s {}", stream_error_text(&elem));
-            return Flow::Stop;
-        }
         if stanza::is_iq_response(&elem) {
             self.complete(elem);
             return Flow::Continue;
@@ -208,15 +242,14 @@ impl Driver {
     /// Sends `</stream:stream>` and waits for the server's, both within `CLOSE_TIMEOUT`.
     async fn shutdown(&mut self) {
         let polite = async {
-            if self.stream.shutdown().await.is_err() {
+            if self.stream.close().await.is_err() {
                 return;
             }
             // RFC 6120 §4.4: wait for the peer's footer before dropping the socket, so
             // stanzas it is still sending are not cut off with a reset.
-            while let Some(item) = self.stream.next().await {
-                match item {
-                    Ok(_) | Err(ReadError::SoftTimeout) | Err(ReadError::ParseError(_)) => {}
-                    Err(ReadError::StreamFooterReceived) | Err(ReadError::HardError(_)) => break,
+            while let Ok(item) = self.stream.next().await {
+                if let Inbound::Footer = item {
+                    break;
                 }
             }
         };

@@ -1,29 +1,26 @@
 //! Stream setup for the c2s client: TCP connect, stream header, SASL, stream restart,
 //! resource binding and (only when the server insists) the legacy session request.
 //!
-//! Built on the public `tokio_xmpp::xmlstream` API with plain `minidom::Element` items,
-//! not on `tokio_xmpp::Client`: this crate enables tokio-xmpp's `component` feature,
-//! which switches xmpp-parsers' default namespace for the whole build and breaks the
-//! typed client stanzas (notes/xmpp-component.md §7). No STARTTLS: the client is meant
-//! for loopback servers and tests.
+//! Built on the crate's own [`XmlConn`] with plain `minidom::Element` items, so what
+//! any user sends this client is read within the same bounds as on the component
+//! link (deep or huge stanzas are skipped, never built), and not on
+//! `tokio_xmpp::Client`: this crate enables tokio-xmpp's `component` feature, which
+//! switches xmpp-parsers' default namespace for the whole build and breaks the typed
+//! client stanzas (notes/xmpp-component.md §7). No STARTTLS: the client is meant for
+//! loopback servers and tests.
 
-use std::borrow::Cow;
-
-use futures::{SinkExt, StreamExt};
 use minidom::Element;
-use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio_xmpp::xmlstream::{
-    initiate_stream, ReadError, RecvFeaturesError, StreamHeader, Timeouts, XmlStream,
-};
 use xmpp_parsers::jid::FullJid;
 use xmpp_parsers::stream_features::StreamFeatures;
 
-use super::stanza::{self, IdGen, NS_CLIENT, NS_STREAM};
+use super::stanza::{self, IdGen, NS_CLIENT};
 use super::{auth, C2sError};
+use crate::xmpp::reader::{Inbound, ReaderLimits};
+use crate::xmpp::stream::{header, StreamDown, XmlConn};
 
 /// The XML stream the client runs on, carrying untyped elements.
-pub(super) type Stream = XmlStream<BufStream<TcpStream>, Element>;
+pub(super) type Stream = XmlConn<TcpStream>;
 
 /// Namespace of resource binding (RFC 6120 §7).
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -36,7 +33,6 @@ pub(super) async fn login(
     server: &str,
     jid: &FullJid,
     password: &str,
-    timeouts: Timeouts,
     ids: &IdGen,
 ) -> Result<(Stream, FullJid), C2sError> {
     let username = jid
@@ -51,13 +47,12 @@ pub(super) async fn login(
     // ~40 ms to every other round trip (notes/xmpp-component.md §2).
     tcp.set_nodelay(true).map_err(C2sError::Connect)?;
 
-    let pending = initiate_stream(BufStream::new(tcp), NS_CLIENT, header(domain), timeouts)
+    let mut stream = Stream::new(tcp, ReaderLimits::default());
+    stream
+        .open(&header(NS_CLIENT, domain, true))
         .await
-        .map_err(C2sError::Connect)?;
-    let (features, mut stream) = pending
-        .recv_features::<Element>()
-        .await
-        .map_err(features_error)?;
+        .map_err(down)?;
+    let features = recv_features(&mut stream).await?;
     auth::authenticate(
         &mut stream,
         &features.sasl_mechanisms,
@@ -67,15 +62,11 @@ pub(super) async fn login(
     .await?;
 
     // RFC 6120 §6.4.6: after SASL success both sides start a fresh stream.
-    let pending = stream
-        .initiate_reset()
-        .send_header(header(domain))
+    stream
+        .open(&header(NS_CLIENT, domain, true))
         .await
-        .map_err(C2sError::Connect)?;
-    let (features, mut stream) = pending
-        .recv_features::<Element>()
-        .await
-        .map_err(features_error)?;
+        .map_err(down)?;
+    let features = recv_features(&mut stream).await?;
     if !features.can_bind() {
         return Err(C2sError::Bind);
     }
@@ -86,24 +77,36 @@ pub(super) async fn login(
     Ok((stream, bound))
 }
 
-/// Reads the next element during login, where anything but an element is fatal.
+/// The error for a stream that went down.
+pub(super) fn down(e: StreamDown) -> C2sError {
+    match e {
+        StreamDown::Io(e) => C2sError::Connect(e),
+        StreamDown::Eof => C2sError::Closed,
+        StreamDown::Xml(e) => C2sError::Protocol(e),
+    }
+}
+
+/// Reads the next element during login, where a stream error or the end is fatal.
+/// (Login is bounded by the caller's timeout.)
 pub(super) async fn read_element(stream: &mut Stream) -> Result<Element, C2sError> {
     loop {
-        match stream.next().await {
-            Some(Ok(elem)) if elem.is("error", NS_STREAM) => {
-                return Err(C2sError::Protocol(stream_error_text(&elem)))
+        match stream.next().await.map_err(down)? {
+            Inbound::Stanza(elem) => return Ok(elem),
+            Inbound::StreamError(elem) => return Err(C2sError::Protocol(stream_error_text(&elem))),
+            Inbound::Rejected { head, bound } => {
+                tracing::debug!(stanza = %head.name, "skipping stanza during login: {bound}")
             }
-            Some(Ok(elem)) => return Ok(elem),
-            // Login is bounded by the caller's timeout, so an idle soft timeout here just
-            // means "keep waiting".
-            Some(Err(ReadError::SoftTimeout)) => continue,
-            Some(Err(ReadError::ParseError(e))) => {
-                return Err(C2sError::Protocol(format!("unparsable element: {e}")))
-            }
-            Some(Err(ReadError::HardError(e))) => return Err(C2sError::Connect(e)),
-            Some(Err(ReadError::StreamFooterReceived)) | None => return Err(C2sError::Closed),
+            Inbound::Header { .. } => {}
+            Inbound::Footer => return Err(C2sError::Closed),
         }
     }
+}
+
+/// Reads the `<stream:features/>` that follow a stream header.
+async fn recv_features(stream: &mut Stream) -> Result<StreamFeatures, C2sError> {
+    let elem = read_element(stream).await?;
+    StreamFeatures::try_from(elem)
+        .map_err(|e| C2sError::Protocol(format!("unreadable stream features: {e}")))
 }
 
 /// One line describing a `<stream:error/>`: its condition and text, if any.
@@ -119,21 +122,6 @@ pub(super) fn stream_error_text(error: &Element) -> String {
     match text {
         Some(text) if !text.is_empty() => format!("stream error {condition}: {text}"),
         _ => format!("stream error {condition}"),
-    }
-}
-
-/// Our stream header: only `to`, as RFC 6120 §4.7.2 asks of an unauthenticated client.
-fn header(domain: &str) -> StreamHeader<'_> {
-    StreamHeader {
-        to: Some(Cow::Borrowed(domain)),
-        ..StreamHeader::default()
-    }
-}
-
-fn features_error(e: RecvFeaturesError) -> C2sError {
-    match e {
-        RecvFeaturesError::Io(e) => C2sError::Connect(e),
-        RecvFeaturesError::StreamError(e) => C2sError::Protocol(format!("stream error: {e}")),
     }
 }
 

@@ -11,8 +11,6 @@ use xmpp_parsers::jid::Jid;
 
 /// Default namespace of a client stream (RFC 6120 §4.8.3).
 pub(crate) const NS_CLIENT: &str = "jabber:client";
-/// Namespace of stream-level elements such as `<stream:error/>`.
-pub(crate) const NS_STREAM: &str = "http://etherx.jabber.org/streams";
 /// Namespace of the stanza error conditions (RFC 6120 §8.3.3).
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 /// XEP-0199 ping, used as the keepalive.

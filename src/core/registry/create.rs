@@ -46,17 +46,27 @@ impl Registry {
                 Some("this DSPS holds as many streams as it may"),
             );
         }
-        let mine = self
-            .streams
-            .values()
-            .filter(|s| s.creator == iq.from)
-            .count();
+        let account = crate::proto::iq::bare(&iq.from);
+        let (mine, ours) = self.streams.values().fold((0, 0), |(mine, ours), s| {
+            (
+                mine + usize::from(s.creator == iq.from),
+                ours + usize::from(crate::proto::iq::bare(&s.creator) == account),
+            )
+        });
         if mine >= limits.streams_per_jid {
             return Self::reply_error(
                 out,
                 iq,
                 DspsError::ServiceUnavailable,
                 Some("you have created as many streams as you may"),
+            );
+        }
+        if ours >= limits.streams_per_account {
+            return Self::reply_error(
+                out,
+                iq,
+                DspsError::ServiceUnavailable,
+                Some("your account has created as many streams as it may"),
             );
         }
         if xmpp_parsers::jid::FullJid::new(&iq.from).is_err() {

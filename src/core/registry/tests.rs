@@ -2091,6 +2091,29 @@ fn one_jid_cannot_create_more_streams_than_its_limit() {
 }
 
 #[test]
+fn one_account_cannot_pass_its_limit_with_more_resources() {
+    let mut h = Harness::with(Settings {
+        limits: crate::config::Limits {
+            streams_per_jid: 2,
+            streams_per_account: 3,
+            ..crate::config::Limits::default()
+        },
+        ..settings()
+    });
+    let bare = crate::proto::iq::bare(ALICE);
+    let (one, two) = (format!("{bare}/one"), format!("{bare}/two"));
+    h.create(&one);
+    h.create(&one);
+    h.create(&two);
+    let r = h.ask("get", &two, DOMAIN, &dsps("create", "", ""));
+    assert_eq!((r.kind, r.error_code()), (IqKind::Error, Some(503)));
+    assert!(String::from(&r.to_element(crate::proto::xml::NS_COMPONENT)).contains("your account"));
+    // Another account still can.
+    h.create(BOB);
+    assert_eq!(h.reg.stream_count(), 4);
+}
+
+#[test]
 fn the_service_holds_at_most_its_stream_limit() {
     let mut h = limited(2, 10, 10);
     h.create(ALICE);
