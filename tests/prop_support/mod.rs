@@ -6,7 +6,8 @@
 //! a long run is one environment variable away:
 //!
 //! ```text
-//! PROPTEST_CASES=20000 cargo test --release --test prop_block --test prop_lines --test prop_query
+//! PROPTEST_CASES=20000 cargo test --release --no-fail-fast \
+//!     --test prop_block --test prop_lines --test prop_query --test prop_reader
 //! ```
 
 use proptest::test_runner::{Config, FileFailurePersistence};
