@@ -28,6 +28,8 @@
 //! streams = 10000               # live streams in all
 //! streams_per_jid = 64          # live streams one full JID has created
 //! streams_per_account = 256     # live streams all resources of one bare JID have created
+//! reply_bytes_per_second = 524288        # replies over 2 KiB one account may be sent per second
+//! reply_bytes_per_second_total = 2097152 # the same for all accounts together
 //! seats_per_stream = 1024       # peers (invited, waiting or connected) in one stream
 //! comment_bytes = 4096          # most bytes of one <comment/> (+64 per node in it)
 //! comments_per_request = 16     # most <comment/> elements in one request
@@ -150,6 +152,13 @@ pub struct Limits {
     /// Most bytes of any attribute value or JID dsps stores or repeats (default 3072:
     /// a JID is at most 3071 bytes, three parts of 1023 and two separators).
     pub attribute_bytes: usize,
+    /// Bytes per second of replies (those over 2 KiB) one account may be sent
+    /// (default 524288); the burst is twice that, and at least two
+    /// `max_stanza_size` replies. Past it a reply becomes `500 resource-constraint`.
+    pub reply_bytes_per_second: usize,
+    /// The same for all accounts together (default 2097152), so that many accounts
+    /// cannot fill the component link either.
+    pub reply_bytes_per_second_total: usize,
 }
 
 impl Default for Limits {
@@ -164,6 +173,8 @@ impl Default for Limits {
             stream_comment_bytes: 16 * 1024,
             peers_per_admin: 64,
             attribute_bytes: 3072,
+            reply_bytes_per_second: 512 * 1024,
+            reply_bytes_per_second_total: 2 * 1024 * 1024,
         }
     }
 }
@@ -422,6 +433,8 @@ struct RawLimits {
     stream_comment_bytes: Option<usize>,
     peers_per_admin: Option<usize>,
     attribute_bytes: Option<usize>,
+    reply_bytes_per_second: Option<usize>,
+    reply_bytes_per_second_total: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -664,6 +677,16 @@ fn resolve_limits(l: RawLimits, max_stanza_size: usize) -> Result<Limits, Config
         )?,
         peers_per_admin: get(l.peers_per_admin, d.peers_per_admin, "peers_per_admin")?,
         attribute_bytes: get(l.attribute_bytes, d.attribute_bytes, "attribute_bytes")?,
+        reply_bytes_per_second: get(
+            l.reply_bytes_per_second,
+            d.reply_bytes_per_second,
+            "reply_bytes_per_second",
+        )?,
+        reply_bytes_per_second_total: get(
+            l.reply_bytes_per_second_total,
+            d.reply_bytes_per_second_total,
+            "reply_bytes_per_second_total",
+        )?,
     };
     // A stream's own stats reply carries all its comments: if they could not fit, every
     // stats on that stream would be refused, so refuse the configuration instead.

@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::core::admission::AdmissionLimits;
 use crate::core::registry::{Input, Now, Registry, Settings};
+use crate::core::reply_budget::{Rate, ReplyBudget};
 use crate::proto::outbound;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
@@ -73,6 +74,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map_err(|e| RunError::Bind(addr, e))?;
     run_with_listener(config, listener, shutdown).await;
     Ok(())
+}
+
+/// The reply budget `[limits]` asks for: a burst of two seconds' worth, and room
+/// for two of the largest replies whatever the rate.
+fn reply_budget_of(config: &Config) -> ReplyBudget {
+    let rate = |per_second: usize| Rate {
+        per_second,
+        burst: per_second
+            .saturating_mul(2)
+            .max(config.component.max_stanza_size.saturating_mul(2)),
+    };
+    ReplyBudget::new(
+        rate(config.limits.reply_bytes_per_second),
+        rate(config.limits.reply_bytes_per_second_total),
+    )
 }
 
 /// Completes once the shutdown flag is set (or its sender is gone).
@@ -265,12 +281,15 @@ pub async fn run_with_link(
     let mut relays = RelayDispatch::new(window);
     let mut drain: Option<Drain> = None;
     let max_stanza_size = config.component.max_stanza_size;
-    let send = |stanzas: Vec<Element>| {
+    let mut replies = reply_budget_of(&config);
+    let mut send = |stanzas: Vec<Element>| {
+        let now = Instant::now().into_std();
         for e in stanzas {
             // Prosody cuts the link on a stanza over its limit: never send one whole.
             let Some(e) = outbound::guard(e, max_stanza_size) else {
                 continue;
             };
+            let e = replies.meter(e, max_stanza_size, now);
             tracing::trace!(stanza = %String::from(&e), "to XMPP");
             if let Err(e) = out_tx.try_send(e) {
                 warn!("outbound stanza dropped: {e}");

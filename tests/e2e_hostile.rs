@@ -151,3 +151,70 @@ async fn the_client_library_survives_hostile_stanzas_too() {
         .expect("bob's create after the hostile stanzas");
     assert!(seat.peer_jid.starts_with("dsps.localhost/"));
 }
+
+/// A public stream with ~12 KB of comments, so that a bare-JID `stats` (112 bytes)
+/// answers with about 12 KB.
+fn public_with_comments(n: usize) -> String {
+    let comments: String = (0..3)
+        .map(|_| format!("<comment>{}</comment>", "c".repeat(3900)))
+        .collect();
+    format!(
+        "<iq type='get' to='{DOMAIN}' id='pub{n}'><query xmlns='jabber:iq:dsps' type='create' \
+         maxpublic='5'>{comments}</query></iq>"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stats_flood_is_metered_and_others_are_still_answered() {
+    // 64 KiB/s per account (burst 512 KiB: two max_stanza_size replies) keeps the test short.
+    let rig = Rig::start(
+        SECRET,
+        &["alice", "mallory"],
+        "[limits]\nreply_bytes_per_second = 65536\n",
+    );
+    let alice = rig.peer("alice").await;
+    let mut mallory = RawC2s::login(&rig.prosody, "mallory", "pw").await;
+    for n in 0..4 {
+        mallory.send(&public_with_comments(n)).await;
+        let reply = mallory.reply_to(&format!("pub{n}")).await;
+        assert!(reply.contains("type='result'"), "{reply}");
+    }
+    // 300 listings of ~48 KB each asked in one write: ~14 MB if all were answered.
+    const FLOOD: usize = 300;
+    let flood: String = (0..FLOOD)
+        .map(|i| {
+            format!(
+                "<iq type='get' to='{DOMAIN}' id='st{i}'><query xmlns='jabber:iq:dsps' type='stats'/></iq>"
+            )
+        })
+        .collect();
+    mallory.send(&flood).await;
+    let (mut results, mut refused) = (0, 0);
+    for i in 0..FLOOD {
+        let reply = mallory.reply_to(&format!("st{i}")).await;
+        if reply.contains("type='result'") {
+            results += 1;
+        } else {
+            assert!(reply.contains("code='500'"), "{reply}");
+            assert!(reply.contains("limits.reply_bytes_per_second"), "{reply}");
+            refused += 1;
+        }
+    }
+    // Every request answered once; the burst (512 KiB) holds about ten listings.
+    assert_eq!(results + refused, FLOOD);
+    assert!(
+        (5..=40).contains(&results),
+        "{results} listings sent in full"
+    );
+    // Another user is answered, and the link never dropped.
+    common::c2s::within(alice.dsps.create(&CreateRequest::default()))
+        .await
+        .expect("alice's create after the flood");
+    let log = rig.dsps.log();
+    assert!(!log.contains("component link lost"), "{log}");
+    assert_eq!(
+        log.matches("replies over their byte rate refused").count(),
+        1,
+        "{log}"
+    );
+}

@@ -75,6 +75,17 @@ async fn sigterm_closes_the_component_stream_cleanly_and_exits_zero() {
         .expect("dsps exits within 10 s");
     assert!(status.success(), "exit status {status:?}\n{}", dsps.log());
     assert!(dsps.log().contains("shutting down"));
+    // The server answered our footer with its own: everything we sent was read.
+    assert!(
+        dsps.log().contains("component link closed"),
+        "{}",
+        dsps.log()
+    );
+    assert!(
+        !dsps.log().contains("without the server's footer"),
+        "{}",
+        dsps.log()
+    );
     // Prosody saw the component leave (it words every close "(stream error)":
     // mod_component's session close always reports that reason).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -3,5 +3,6 @@ pub mod admission;
 pub mod ids;
 pub mod info;
 pub mod registry;
+pub mod reply_budget;
 pub mod throughput;
 pub mod timers;

@@ -38,8 +38,7 @@ pub fn check(stanza: Element, max: usize) -> Outbound {
     if size_within(&stanza, max).is_some() {
         return Outbound::Send(stanza);
     }
-    let is_result = stanza.name() == "iq" && get_attr(&stanza, "type") == Some("result");
-    if !is_result {
+    if !is_result(&stanza) {
         return Outbound::Dropped;
     }
     let text = OverLimit {
@@ -47,22 +46,33 @@ pub fn check(stanza: Element, max: usize) -> Outbound {
         max,
     }
     .to_string();
-    let ns = stanza.ns();
-    let s = |name: &str| get_attr(&stanza, name).unwrap_or("").to_string();
-    let error = Iq {
-        kind: IqKind::Error,
-        id: s("id"),
-        from: s("from"),
-        to: s("to"),
-        payload: None,
-        error: Some(DspsError::ResourceConstraint.to_element(&ns, Some(&text))),
-    }
-    .to_element(&ns);
+    let error = resource_constraint_instead(&stanza, &text);
     // With a huge id or address even the error would not fit.
     match size_within(&error, max) {
         Some(_) => Outbound::Replaced(error),
         None => Outbound::Dropped,
     }
+}
+
+/// The `500 resource-constraint` error (type `wait`) that goes instead of the iq
+/// result `stanza`, to the same request, with `text`.
+pub fn resource_constraint_instead(stanza: &Element, text: &str) -> Element {
+    let ns = stanza.ns();
+    let s = |name: &str| get_attr(stanza, name).unwrap_or("").to_string();
+    Iq {
+        kind: IqKind::Error,
+        id: s("id"),
+        from: s("from"),
+        to: s("to"),
+        payload: None,
+        error: Some(DspsError::ResourceConstraint.to_element(&ns, Some(text))),
+    }
+    .to_element(&ns)
+}
+
+/// True for an iq result: the one kind of stanza a user can make dsps send at will.
+pub fn is_result(stanza: &Element) -> bool {
+    stanza.name() == "iq" && get_attr(stanza, "type") == Some("result")
 }
 
 /// [`check`], logging a stanza that is replaced or dropped: what is left to send.

@@ -37,6 +37,8 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Silence after which we send a keepalive ping (Prosody only pings after 840 s).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(60);
+/// Bound on our footer and the server's answer to it when we close.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Silence after the keepalive after which the link is considered dead.
 pub const DEAD_AFTER: Duration = Duration::from_secs(30);
 /// Outbound stanzas written in one go when several are queued (one syscall
@@ -120,6 +122,26 @@ async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
     }
 }
 
+/// Sends our footer, then reads until the server's footer or its close of the
+/// connection (RFC 6120 §4.4; Prosody just closes): it does either only after it
+/// has read everything we sent before, so then the drop notices of a drain have
+/// been taken. True if it did.
+async fn close_politely(link: &mut Link) -> bool {
+    if link.close().await.is_err() {
+        return false;
+    }
+    loop {
+        match link.next().await {
+            Ok(Inbound::Footer) | Err(StreamDown::Eof) => return true,
+            Ok(_) => {}
+            Err(e) => {
+                debug!("component link close: {e}");
+                return false;
+            }
+        }
+    }
+}
+
 /// Keeps the link up until `shutdown` turns true: logs in, forwards stanzas both
 /// ways, and reconnects with exponential backoff, logging every attempt.
 pub async fn run(
@@ -140,8 +162,12 @@ pub async fn run(
                 attempt = 0;
                 let done = serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await;
                 if done {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), link.close()).await;
-                    info!("component link closed");
+                    let closed =
+                        tokio::time::timeout(CLOSE_TIMEOUT, close_politely(&mut link)).await;
+                    match closed {
+                        Ok(true) => info!("component link closed"),
+                        _ => warn!("component link closed without the server's footer; stanzas still in flight may be lost"),
+                    }
                     return;
                 }
                 warn!(server = %cfg.server, "component link lost; reconnecting");
