@@ -104,16 +104,21 @@ pub fn parse_first_line(line: &str) -> Result<FirstLine, HelloError> {
 
 /// Parses `CLIENT_FULL_JID SP DSPS_FULL_JID`.
 pub fn parse_hello(line: &str) -> Result<Hello, HelloError> {
-    let mut parts = line.split(' ');
-    let (Some(client), Some(dsps), None) = (parts.next(), parts.next(), parts.next()) else {
+    // Split at the last space: a client's resource may contain spaces ("my phone",
+    // RFC 7622 allows them), a DSPS JID never does (its resources are ours).
+    let Some((client, dsps)) = line.rsplit_once(' ') else {
         return Err(HelloError::Malformed);
     };
-    let full =
-        |j: &str| xmpp_parsers::jid::FullJid::new(j).is_ok() && !j.chars().any(char::is_whitespace);
-    if client.is_empty() || dsps.is_empty() {
+    if client.is_empty() || dsps.is_empty() || client.starts_with(' ') || client.ends_with(' ') {
         return Err(HelloError::Malformed);
     }
-    if !full(client) || !full(dsps) {
+    let jid = |j: &str| xmpp_parsers::jid::FullJid::new(j).is_ok();
+    // Only the resource may hold spaces; other whitespace (tabs, a stray CR) never.
+    let clean_client = !client.chars().any(|c| c.is_whitespace() && c != ' ')
+        && !client
+            .split_once('/')
+            .is_some_and(|(bare, _)| bare.contains(' '));
+    if !jid(client) || !clean_client || !jid(dsps) || dsps.chars().any(char::is_whitespace) {
         return Err(HelloError::NotFullJid);
     }
     Ok(Hello {
@@ -145,9 +150,19 @@ mod tests {
     }
 
     #[test]
+    fn a_client_resource_may_contain_spaces() {
+        let h = parse_hello("alice@localhost/my phone dsps.localhost/abc").unwrap();
+        assert_eq!(h.client, "alice@localhost/my phone");
+        assert_eq!(h.dsps, "dsps.localhost/abc");
+    }
+
+    #[test]
     fn hello_needs_two_full_jids() {
         assert_eq!(parse_hello("a@b/c"), Err(HelloError::Malformed));
-        assert_eq!(parse_hello("a@b/c d/e f"), Err(HelloError::Malformed));
+        // Three words: the client JID would be "a@b/c d/e", the DSPS JID "f".
+        assert_eq!(parse_hello("a@b/c d/e f"), Err(HelloError::NotFullJid));
+        assert_eq!(parse_hello("a b@c/d e/f"), Err(HelloError::NotFullJid));
+        assert_eq!(parse_hello("a@b/c\td e/f"), Err(HelloError::NotFullJid));
         assert_eq!(parse_hello("a@b/c  d/e"), Err(HelloError::Malformed));
         assert_eq!(parse_hello("a@b d/e"), Err(HelloError::NotFullJid));
         assert_eq!(
