@@ -218,7 +218,7 @@ proptest! {
         prop_assert!(matches!(items.first(), Some(Inbound::Header { id: Some(id) }) if id == "s1"), "no header first");
         for item in &items {
             if let Inbound::Rejected { head, .. } = item {
-                prop_assert!(head.name.len() <= limits.max_stanza_bytes.max(1) + 1);
+                prop_assert!(head.name.len() <= dsps::xmpp::reader::token_limit(limits));
             }
         }
     }

@@ -28,8 +28,9 @@ pub struct ReaderLimits {
     /// Deepest element nesting in a stanza; the stanza element itself is level 1.
     pub max_depth: usize,
     /// Most bytes of XML in one stanza. Also the longest name, attribute value or
-    /// text chunk the parser takes (rxml's `max_token_length`): a token longer
-    /// than a whole stanza may be cannot be recovered from, so it ends the link.
+    /// text chunk the parser takes (rxml's `max_token_length`, at least
+    /// [`MIN_TOKEN_LIMIT`]): a token longer than that cannot be recovered from,
+    /// so it ends the stream.
     pub max_stanza_bytes: usize,
     /// Most elements in one stanza (bounds the tree's memory next to its bytes:
     /// `<a/>` is 4 bytes on the wire and a hundred in memory).
@@ -174,7 +175,7 @@ impl StanzaReader {
     /// A reader for a new stream.
     pub fn new(limits: ReaderLimits) -> Self {
         let options = rxml::Options {
-            max_token_length: limits.max_stanza_bytes.max(1),
+            max_token_length: token_limit(limits),
             ..Default::default()
         };
         StanzaReader {
@@ -420,6 +421,17 @@ impl StanzaReader {
         drop(open);
         self.current = Current::Skipping { head, bound, depth };
     }
+}
+
+/// Tokens no stream needs to be longer than, whatever the limits: enough for any
+/// stream header (its namespace URIs, ids and domains), so a small stanza limit
+/// never makes the header itself unreadable.
+pub const MIN_TOKEN_LIMIT: usize = 4096;
+
+/// The longest name, attribute value or text chunk the parser takes: the stanza
+/// limit, or [`MIN_TOKEN_LIMIT`] if that is larger.
+pub fn token_limit(limits: ReaderLimits) -> usize {
+    limits.max_stanza_bytes.max(MIN_TOKEN_LIMIT)
 }
 
 fn head_of_tag(tag: &OpenTag) -> StanzaHead {

@@ -3,10 +3,9 @@
 //!
 //! Built on the crate's own [`XmlConn`] with plain `minidom::Element` items, so what
 //! any user sends this client is read within the same bounds as on the component
-//! link (deep or huge stanzas are skipped, never built), and not on
-//! `tokio_xmpp::Client`: this crate enables tokio-xmpp's `component` feature, which
-//! switches xmpp-parsers' default namespace for the whole build and breaks the typed
-//! client stanzas (notes/xmpp-component.md §7). No STARTTLS: the client is meant for
+//! link (deep or huge stanzas are skipped, never built). The crate no longer depends
+//! on tokio-xmpp, so its `component` feature no longer switches xmpp-parsers' default
+//! namespace for the build (notes/xmpp-component.md §7). No STARTTLS: the client is meant for
 //! loopback servers and tests.
 
 use minidom::Element;
