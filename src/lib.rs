@@ -18,8 +18,12 @@
 //!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
 //!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the
 //!   minthroughput measure), `ids` (resources and keys), `admission` (the relay
-//!   port's limits per source address and the refusal tally).
-//! - [`xmpp`]: the async component link (login, keepalive, reconnect).
+//!   port's limits per source address and the refusal tally), `reply_budget`
+//!   (bytes of replies per account and in all).
+//! - [`xmpp`]: XML streams — `reader` (pure: bytes to stanzas within depth, size
+//!   and element bounds, nothing built past them), `stream` (one XML stream over
+//!   any transport, used by the link and the c2s client), `link` (the component
+//!   link: login, keepalive, reconnect, answers to refused stanzas).
 //! - [`relay`]: the async relay port — `listener`, `gate` (admission shared with
 //!   the connections), `conn` (handshake + data phase + drain), `plane` (who
 //!   receives whose blocks), `dispatch` (carries out the registry's relay actions

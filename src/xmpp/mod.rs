@@ -1,4 +1,5 @@
-//! Async adapter for the XEP-0114 component link to the XMPP server.
+//! XML streams: the bounded stanza reader (pure), one stream over any transport,
+//! and the async adapter for the XEP-0114 component link to the XMPP server.
 pub mod link;
 pub mod reader;
 pub mod stream;
