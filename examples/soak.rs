@@ -800,6 +800,13 @@ impl Worker {
             }
             // The master drops its socket and reconnects.
             (7, _, _) => {
+                // The observer may still hold pushes about an earlier reconnect of
+                // the master (it was not the observer then): forget them, or a stale
+                // "waiting" would let the new hello race the old connection's close.
+                if let Some(first) = connected.first() {
+                    let who = members[*first].who;
+                    self.sessions[who].drain();
+                }
                 master.conn = None;
                 let jid = self.sessions[0].jid.clone();
                 if let Some(first) = connected.first() {
