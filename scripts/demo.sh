@@ -73,24 +73,8 @@ start_prosody_retrying
 
 # ---- dsps -----------------------------------------------------------------------------
 
-cat >"$WORK/dsps.toml" <<EOF
-[component]
-jid = "$DOMAIN"
-server = "127.0.0.1:$COMPONENT_PORT"
-secret = "$SECRET"
-
-[relay]
-# Port 0: the system picks a free port and dsps advertises the one it got.
-listen = "127.0.0.1:0"
-host = "127.0.0.1"
-EOF
-RUST_LOG=info "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
-DSPS_PID=$!
-PIDS+=("$DSPS_PID")
-wait_for_line "$WORK/dsps.log" "component online" "$DSPS_PID" "$START_TIMEOUT" ||
-    die "dsps did not come online within $START_TIMEOUT s"
-RELAY=$(grep -o 'relay=[0-9.:]*' "$WORK/dsps.log" | head -n 1 | cut -d= -f2)
-note "dsps is online as $DOMAIN, relay on ${RELAY:-?} (pid $DSPS_PID)"
+start_dsps ""
+note "dsps is online as $DOMAIN, relay on $RELAY (pid $DSPS_PID)"
 
 # ---- the transfer ---------------------------------------------------------------------
 

@@ -155,6 +155,32 @@ start_prosody_retrying() {
     die "Prosody did not start; see its log above"
 }
 
+# start_dsps EXTRA: writes $WORK/dsps.toml for component $DOMAIN on the running Prosody
+# (secret $SECRET), relay on a free loopback port advertised as 127.0.0.1, with EXTRA
+# (more TOML sections) appended; starts $BIN/dsps logging to $WORK/dsps.log, adds it
+# to PIDS, waits for "component online" and sets DSPS_PID and RELAY (ip:port).
+start_dsps() {
+    cat >"$WORK/dsps.toml" <<EOF
+[component]
+jid = "$DOMAIN"
+server = "127.0.0.1:$COMPONENT_PORT"
+secret = "$SECRET"
+
+[relay]
+# Port 0: the system picks a free port and dsps advertises the one it got.
+listen = "127.0.0.1:0"
+host = "127.0.0.1"
+$1
+EOF
+    RUST_LOG=info "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
+    DSPS_PID=$!
+    PIDS+=("$DSPS_PID")
+    wait_for_line "$WORK/dsps.log" "component online" "$DSPS_PID" "$START_TIMEOUT" ||
+        die "dsps did not come online within $START_TIMEOUT s"
+    RELAY=$(grep -o 'relay=[0-9.:]*' "$WORK/dsps.log" | head -n 1 | cut -d= -f2)
+    [ -n "$RELAY" ] || die "dsps did not log its relay address"
+}
+
 # Sends SIGTERM to every PID in PIDS, gives each 5 s (Prosody takes about a second),
 # then SIGKILL. Only our own children are touched, by PID.
 stop_pids() {

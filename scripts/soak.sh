@@ -90,27 +90,9 @@ mapfile -t USERS < <(seq -f 'soak%g' 1 "$ACCOUNTS")
 register_accounts "$PASSWORD" "${USERS[@]}"
 start_prosody_retrying
 
-cat >"$WORK/dsps.toml" <<EOF
-[component]
-jid = "$DOMAIN"
-server = "127.0.0.1:$COMPONENT_PORT"
-secret = "$SECRET"
-
-[relay]
-listen = "127.0.0.1:0"
-host = "127.0.0.1"
-
-[timeouts]
+start_dsps "[timeouts]
 wait = $WAIT_MS
-handshake = $HANDSHAKE_MS
-EOF
-RUST_LOG=info "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
-DSPS_PID=$!
-PIDS+=("$DSPS_PID")
-wait_for_line "$WORK/dsps.log" "component online" "$DSPS_PID" "$START_TIMEOUT" ||
-    die "dsps did not come online within $START_TIMEOUT s"
-RELAY=$(grep -o 'relay=[0-9.:]*' "$WORK/dsps.log" | head -n 1 | cut -d= -f2)
-[ -n "$RELAY" ] || die "dsps did not log its relay address"
+handshake = $HANDSHAKE_MS"
 note "dsps is online as $DOMAIN, relay on $RELAY (pid $DSPS_PID); soaking for $DURATION"
 
 status=0
