@@ -15,6 +15,16 @@ fn bounded(limits: Limits, max_stanza_size: usize) -> Harness {
     })
 }
 
+/// Stanzas of at most 8 KiB, with room in the configuration for that.
+fn small_stanzas() -> Harness {
+    let limits = Limits {
+        stream_comment_bytes: 1024,
+        attribute_bytes: 1024,
+        ..Limits::default()
+    };
+    bounded(limits, 8192)
+}
+
 /// The `<text/>` of an error reply.
 fn error_text(iq: &Iq) -> String {
     iq.error
@@ -168,12 +178,7 @@ fn an_answer_past_the_limits_is_ignored() {
 
 #[test]
 fn an_admin_whose_invitation_would_not_fit_is_refused_before_any_result() {
-    let limits = Limits {
-        stream_comment_bytes: 1024,
-        attribute_bytes: 1024,
-        ..Limits::default()
-    };
-    let mut h = bounded(limits, 8192);
+    let mut h = small_stanzas();
     let a = h.create(ALICE);
     let out = h.admin(
         &a,
@@ -242,12 +247,7 @@ fn a_reinvitation_listing_every_inviter_must_fit_too() {
 
 #[test]
 fn an_admin_whose_drop_notice_would_not_fit_is_refused() {
-    let limits = Limits {
-        stream_comment_bytes: 1024,
-        attribute_bytes: 1024,
-        ..Limits::default()
-    };
-    let mut h = bounded(limits, 8192);
+    let mut h = small_stanzas();
     let a = h.create(ALICE);
     h.join(&a, "slave", BOB);
     let out = h.admin(
