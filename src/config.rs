@@ -1156,6 +1156,9 @@ listen = "[::]:6000"
             "stream_comment_bytes",
             "peers_per_admin",
             "attribute_bytes",
+            "streams_per_account",
+            "reply_bytes_per_second",
+            "reply_bytes_per_second_total",
         ] {
             let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
             assert_eq!(err(&text), format!("limits.{key}: must be at least 1"));
@@ -1180,6 +1183,43 @@ listen = "[::]:6000"
         );
         assert_eq!(config.component.max_stanza_size, 262_144);
         assert_eq!(config.component.max_stanza_size, DEFAULT_MAX_STANZA_SIZE);
+    }
+
+    #[test]
+    fn inbound_bounds_and_reply_rates_have_defaults_ranges_and_are_read() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert_eq!(
+            (
+                config.component.max_depth,
+                config.component.max_inbound_stanza_size
+            ),
+            (64, 1 << 20)
+        );
+        let l = config.limits;
+        assert_eq!(
+            (
+                l.streams_per_account,
+                l.reply_bytes_per_second,
+                l.reply_bytes_per_second_total
+            ),
+            (256, 512 * 1024, 2 * 1024 * 1024)
+        );
+        let with = |line: &str| MINIMAL.replace("[component]\n", &format!("[component]\n{line}\n"));
+        let c = Config::parse(&with("max_depth = 8\nmax_inbound_stanza_size = 16384")).unwrap();
+        assert_eq!(
+            (c.component.max_depth, c.component.max_inbound_stanza_size),
+            (8, 16384)
+        );
+        for (line, want) in [
+            ("max_depth = 7", "component.max_depth: must be 8 to 1024"),
+            ("max_depth = 1025", "component.max_depth: must be 8 to 1024"),
+            (
+                "max_inbound_stanza_size = 16383",
+                "component.max_inbound_stanza_size: must be 16384 to 67108864",
+            ),
+        ] {
+            assert_eq!(err(&with(line)), want, "{line}");
+        }
     }
 
     #[test]
