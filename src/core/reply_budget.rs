@@ -98,7 +98,8 @@ impl ReplyBudget {
     /// measuring (the stanza already passed the size guard). Logs refusals at most
     /// every [`LOG_EVERY`], with their count.
     pub fn meter(&mut self, stanza: Element, max: usize, now: Instant) -> Element {
-        if !is_result(&stanza) {
+        // Measuring stops at the bound, so the common small reply costs little.
+        if !is_result(&stanza) || size_within(&stanza, FREE_REPLY_BYTES).is_some() {
             return stanza;
         }
         let Some(bytes) = size_within(&stanza, max) else {
