@@ -128,3 +128,47 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
         "the component logged in more than once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_that_would_pass_max_stanza_size_is_refused_before_any_result() {
+    let accounts = [("alice", "pw"), ("bob", "pw")];
+    let prosody = common::prosody::Prosody::start(&[(DOMAIN, SECRET)], &accounts);
+    // 8 KiB stanzas; the stream comment budget shrinks to fit the configuration check.
+    let dsps = common::dsps::Dsps::start_with(
+        &prosody,
+        DOMAIN,
+        SECRET,
+        "max_stanza_size = 8192",
+        "[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 1024\n",
+    );
+    let rig = Rig { dsps, prosody };
+    let alice = rig.peer("alice").await;
+    let mut bob = rig.peer("bob").await;
+    let seat = within(alice.dsps.create(&CreateRequest::default()))
+        .await
+        .expect("create");
+    // Three 3 000-byte comments: each within comment_bytes, together too large to
+    // forward to bob in one acknowledge.
+    let mut query = attr(Element::builder("query", NS_DSPS), "type", "admin");
+    for _ in 0..3 {
+        query = query.append(comment(3000));
+    }
+    let peer = attr(Element::builder("peer", NS_DSPS), "type", "slave").append(bob.jid.as_str());
+    let reply = ask(&alice, "set", &seat.peer_jid, query.append(peer).build()).await;
+    assert_eq!(
+        error_of(&reply),
+        (
+            "400".to_string(),
+            "bad-request".to_string(),
+            "invitation larger than component.max_stanza_size (8192)".to_string()
+        )
+    );
+    // Bob hears nothing of it, and the link is still up.
+    let nothing = bob
+        .events
+        .wait_for_invitation(std::time::Duration::from_millis(1500))
+        .await;
+    assert!(nothing.is_err(), "bob was invited: {nothing:?}");
+    let log = rig.dsps.log();
+    assert!(!log.contains("component link lost"), "{log}");
+}

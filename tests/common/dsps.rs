@@ -24,7 +24,25 @@ impl Dsps {
     /// relay on a free loopback port advertised as 127.0.0.1. `extra` is appended to
     /// the config (e.g. a `[timeouts]` section). Waits for "component online".
     pub fn start(prosody: &Prosody, domain: &str, secret: &str, extra: &str) -> Dsps {
-        let d = Dsps::spawn(&prosody.component_addr, domain, secret, extra);
+        Dsps::start_with(prosody, domain, secret, "", extra)
+    }
+
+    /// [`Dsps::start`] with `component_extra` added to the `[component]` section
+    /// (e.g. `max_stanza_size = 8192`).
+    pub fn start_with(
+        prosody: &Prosody,
+        domain: &str,
+        secret: &str,
+        component_extra: &str,
+        extra: &str,
+    ) -> Dsps {
+        let d = Dsps::spawn_with(
+            &prosody.component_addr,
+            domain,
+            secret,
+            component_extra,
+            extra,
+        );
         d.wait_for_log("component online", ONLINE_TIMEOUT);
         d
     }
@@ -32,11 +50,20 @@ impl Dsps {
     /// Starts `dsps` against the component port `server` without waiting for it to
     /// come online.
     pub fn spawn(server: &str, domain: &str, secret: &str, extra: &str) -> Dsps {
+        Dsps::spawn_with(server, domain, secret, "", extra)
+    }
+
+    fn spawn_with(
+        server: &str,
+        domain: &str,
+        secret: &str,
+        component_extra: &str,
+        extra: &str,
+    ) -> Dsps {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dsps.toml");
         let text = format!(
-            "[component]\njid = \"{domain}\"\nserver = \"{}\"\nsecret = \"{secret}\"\n\n[relay]\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\n{extra}\n",
-            server
+            "[component]\njid = \"{domain}\"\nserver = \"{server}\"\nsecret = \"{secret}\"\n{component_extra}\n\n[relay]\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\n{extra}\n"
         );
         fs::write(&cfg, text).expect("write config");
         let log = fs::File::create(dir.path().join("dsps.log")).expect("log file");
