@@ -1,6 +1,8 @@
 //! Async adapter for the relay port (TCP 5290): accept, handshake, then blocks.
 pub mod conn;
+pub mod data;
 pub mod dispatch;
 pub mod gate;
 pub mod listener;
 pub mod plane;
+pub mod traffic;
