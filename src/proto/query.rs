@@ -330,6 +330,19 @@ pub fn auth_key(e: &Element) -> Option<String> {
         .then(|| e.text().trim().to_string())
 }
 
+/// The relay key exchange (XEP "DSPS relay setup"): a `create` query whose body is
+/// a key, in the DSPS's get (the far DSPS's KEY1) and the client's result (KEY2).
+pub fn relay_key(key: &str) -> Element {
+    query("create").append(key).build()
+}
+
+/// Reads the key out of a relay key exchange's `create` query.
+pub fn relay_key_of(e: &Element) -> Option<String> {
+    (e.is("query", NS_DSPS) && get_attr(e, "type") == Some("create"))
+        .then(|| e.text().trim().to_string())
+        .filter(|k| !k.is_empty())
+}
+
 /// Renders an empty query of `kind` (who, stats).
 pub fn empty(kind: &str) -> Element {
     query(kind).build()

@@ -4,5 +4,6 @@ pub mod data;
 pub mod dispatch;
 pub mod gate;
 pub mod listener;
+pub mod outbound;
 pub mod plane;
 pub mod traffic;

@@ -39,6 +39,7 @@ fn settings() -> Settings {
         show_os: false,
         limits: crate::config::Limits::default(),
         max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
+        relay_policy: crate::core::relay_policy::RelayPolicy::default(),
     }
 }
 
@@ -270,9 +271,10 @@ impl Harness {
 fn iqs(out: &[Action]) -> Vec<Iq> {
     out.iter()
         .filter_map(|a| match a {
-            Action::Send(e) | Action::RelayDrain { notice: e, .. } => {
-                Some(Iq::parse(e).expect("registry sends iqs"))
-            }
+            Action::Send(e)
+            | Action::RelayDrain {
+                notice: Some(e), ..
+            } => Some(Iq::parse(e).expect("registry sends iqs")),
             _ => None,
         })
         .collect()
@@ -1712,7 +1714,10 @@ fn the_last_master_leaving_drains_connected_slaves_drops_everyone_and_forgets_th
     assert_eq!(drains(&out), vec![b.conn()]);
     // The drained slave's drop notice travels with the drain, to follow the data.
     let drained_notice = out.iter().find_map(|a| match a {
-        Action::RelayDrain { notice, .. } => Some(Iq::parse(notice).unwrap()),
+        Action::RelayDrain {
+            notice: Some(notice),
+            ..
+        } => Some(Iq::parse(notice).unwrap()),
         _ => None,
     });
     assert_eq!(drained_notice.map(|i| i.to), Some(b.jid.clone()));
