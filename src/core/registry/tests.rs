@@ -12,6 +12,7 @@ use crate::proto::query::{
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
 mod limits;
+mod relay;
 
 const DOMAIN: &str = "dsps.localhost";
 const WAIT_DEFAULT: u64 = 10_000;
