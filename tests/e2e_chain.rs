@@ -269,3 +269,120 @@ async fn relay_creates_that_cannot_be_carried_out_get_clear_errors() {
         .expect("relay key request");
     assert!(!key.key1.is_empty());
 }
+
+/// A TCP forwarder on loopback whose connections the test can cut: it stands
+/// between the two DSPS so a relay link can be broken without touching either.
+struct Cutter {
+    port: u16,
+    cut: std::sync::Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cutter {
+    async fn start(to: u16) -> Cutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(tokio::sync::Notify::new());
+        let c = cut.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut a, _)) = listener.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(mut b) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = c.notified() => {}
+                    }
+                });
+            }
+        });
+        Cutter { port, cut, task }
+    }
+
+    /// Breaks every connection open now.
+    fn cut(&self) {
+        self.cut.notify_waiters();
+    }
+}
+
+impl Drop for Cutter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials() {
+    let (prosody, _far, _near) = start();
+    let mut master = peer(&prosody, "master", FAR).await;
+    let mut relayer = peer(&prosody, "relayer", FAR).await;
+    let mut s2 = peer(&prosody, "s2", NEAR).await;
+    let far_seat = within(master.dsps.create(&CreateRequest::default()))
+        .await
+        .expect("create");
+    within(
+        master
+            .dsps
+            .admin(&far_seat, &invite_slaves([relayer.jid.as_str()])),
+    )
+    .await
+    .expect("invite");
+    let relayer_far = relayer.accept_next().await;
+    let (_master_r, mut master_w) = master.connect(&far_seat).await;
+    // The link goes through the cutter.
+    let cutter = Cutter::start(relayer_far.info.port).await;
+    let mut via_cutter = relayer_far.clone();
+    via_cutter.info.port = cutter.port;
+    let near_client = DspsClient::new(relayer.xmpp.clone(), NEAR);
+    let near_seat = within(near_client.relay(&via_cutter, &[], &mut relayer.events))
+        .await
+        .expect("relay");
+    master.wait_for_presence("connect", NEAR).await;
+    within(near_client.admin(&near_seat, &invite_slaves([s2.jid.as_str()])))
+        .await
+        .expect("invite s2");
+    let s2_seat = s2.accept_next().await;
+    let (mut s2_r, _s2_w) = s2.connect(&s2_seat).await;
+    relayer.wait_for_presence("connect", &s2.jid).await;
+
+    let first = vec![7u8; 256 * 1024];
+    master_w.write_all(&first).await.unwrap();
+    let (_, got) = common::scenario::read_message(&mut s2_r, first.len()).await;
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(&first),
+        "before the cut"
+    );
+
+    cutter.cut();
+    // Both sides see the relay wait: the far stream by the near domain, ours by the far.
+    master.wait_for_presence("waiting", NEAR).await;
+    relayer.wait_for_presence("waiting", FAR).await;
+
+    within(near_client.reconnect_relay(&near_seat, &via_cutter, &mut relayer.events))
+        .await
+        .expect("reconnect");
+    master.wait_for_presence("connect", NEAR).await;
+    relayer.wait_for_presence("connect", FAR).await;
+    let mut second = vec![0u8; 1024 * 1024];
+    rand::thread_rng().fill_bytes(&mut second);
+    master_w.write_all(&second).await.unwrap();
+    let (_, got) = common::scenario::read_message(&mut s2_r, second.len()).await;
+    assert_eq!(
+        Sha256::digest(&got),
+        Sha256::digest(&second),
+        "after the reconnect"
+    );
+    // A second reconnect while connected is refused.
+    let again =
+        within(near_client.reconnect_relay(&near_seat, &via_cutter, &mut relayer.events)).await;
+    assert!(
+        matches!(
+            again,
+            Err(ClientError::Dsps(Some(DspsError::NotAllowed), _))
+        ),
+        "{again:?}"
+    );
+}
