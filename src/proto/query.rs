@@ -399,6 +399,11 @@ pub struct CreateResult {
     pub protocol: String,
     /// Enabled connection options.
     pub features: Vec<Feature>,
+    /// The stream's public JID, in the creator's result of a create with
+    /// `maxpublic` (our extension, ignored by other clients: the XEP names it only
+    /// in the bare-JID `stats` listing, where a creator cannot tell its stream from
+    /// others).
+    pub public: Option<String>,
 }
 
 impl From<&CreateResult> for Element {
@@ -409,6 +414,9 @@ impl From<&CreateResult> for Element {
         b = attr(b, "port", c.port.to_string());
         b = attr(b, "minthroughput", c.minthroughput.as_str());
         b = attr(b, "protocol", c.protocol.as_str());
+        if let Some(p) = &c.public {
+            b = attr(b, "public", p.as_str());
+        }
         b.append_all(feature_elements(&c.features)).build()
     }
 }
@@ -428,6 +436,7 @@ impl TryFrom<&Element> for CreateResult {
             minthroughput: get_attr(e, "minthroughput").unwrap_or("0").to_string(),
             protocol: get_attr(e, "protocol").unwrap_or("").to_string(),
             features: features_of(e),
+            public: get_attr(e, "public").map(str::to_string),
         })
     }
 }

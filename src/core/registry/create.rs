@@ -180,7 +180,12 @@ impl Registry {
             self.timers
                 .add(now.mono + d, TimerKey { stream: sid, seat })
         });
-        let minthroughput = self.streams[&sid].minthroughput.clone();
+        let stream = &self.streams[&sid];
+        let minthroughput = stream.minthroughput.clone();
+        // Only the creator learns the public JID this way (see CreateResult::public).
+        let public = (request.is_some() && stream.creator == jid)
+            .then(|| stream.public_resource.as_ref().map(|r| self.peer_jid(r)))
+            .flatten();
         let s = self.seat_mut(sid, seat).expect("caller created the seat");
         s.jid = jid.to_string();
         s.resource = Some(res.clone());
@@ -196,6 +201,7 @@ impl Registry {
             minthroughput,
             protocol: PROTOCOL_VERSION.to_string(),
             features: self.settings.features.clone(),
+            public,
         };
         let from = self.peer_jid(&res);
         match request {

@@ -1944,10 +1944,33 @@ fn public_listing(h: &mut Harness) -> (Iq, Vec<StatsResult>) {
 
 /// Creates a stream with `maxpublic` and returns the creator and its public JID.
 fn public_stream(h: &mut Harness, maxpublic: u32) -> (Peer, String) {
-    let (a, _) = h.create_with(ALICE, &format!("maxpublic='{maxpublic}'"), "");
+    let (a, r) = h.create_with(ALICE, &format!("maxpublic='{maxpublic}'"), "");
     let (_, listed) = public_listing(h);
     let jid = listed.last().unwrap().peers[0].clone();
+    // The creator's result names the same public JID (our extension).
+    let result = CreateResult::try_from(r.payload.as_ref().unwrap()).unwrap();
+    assert_eq!(result.public.as_deref(), Some(jid.as_str()));
     (a, jid)
+}
+
+#[test]
+fn only_a_public_stream_s_creator_is_told_its_public_jid() {
+    let mut h = Harness::new();
+    let (a, r) = h.create_with(ALICE, "", "");
+    assert_eq!(
+        CreateResult::try_from(r.payload.as_ref().unwrap())
+            .unwrap()
+            .public,
+        None
+    );
+    let inv = h.invite(&a, "slave", BOB);
+    let push = one_iq(&h.answer(&inv, BOB, "connect"));
+    assert_eq!(
+        CreateResult::try_from(push.payload.as_ref().unwrap())
+            .unwrap()
+            .public,
+        None
+    );
 }
 
 #[test]
