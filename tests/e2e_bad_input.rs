@@ -26,8 +26,8 @@ const SECRET: &str = "bad-input-test-secret";
 /// default handshake timeout is 10 s, so this is not the timeout closing it).
 const PROMPT_CLOSE: Duration = Duration::from_secs(3);
 
-/// The legacy code and the RFC 6120 condition of an error reply.
-fn error_of(reply: &Element) -> (Option<String>, Option<String>) {
+/// The legacy code, the RFC 6120 condition and the error type of an error reply.
+fn error_of(reply: &Element) -> (Option<String>, Option<String>, Option<String>) {
     assert_eq!(reply.attr("type"), Some("error"), "not an error: {reply:?}");
     let error = reply
         .children()
@@ -37,7 +37,8 @@ fn error_of(reply: &Element) -> (Option<String>, Option<String>) {
         .children()
         .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
         .map(|c| c.name().to_string());
-    (error.attr("code").map(str::to_string), condition)
+    let kind = error.attr("type").map(str::to_string);
+    (error.attr("code").map(str::to_string), condition, kind)
 }
 
 fn dsps_query(kind: &str) -> Element {
@@ -50,10 +51,16 @@ async fn raw_request(p: &Peer, kind: &str, to: &str, payload: Element) -> Elemen
         .unwrap_or_else(|e| panic!("request to {to} failed: {e}"))
 }
 
-fn expect_error(reply: &Element, code: &str, condition: &str) {
+/// Asserts the reply is an error with this code, condition and type (the type RFC
+/// 6120 §8.3.3 recommends for the condition, as seen by the client through Prosody).
+fn expect_error(reply: &Element, code: &str, condition: &str, kind: &str) {
     assert_eq!(
         error_of(reply),
-        (Some(code.to_string()), Some(condition.to_string())),
+        (
+            Some(code.to_string()),
+            Some(condition.to_string()),
+            Some(kind.to_string())
+        ),
         "{reply:?}"
     );
 }
@@ -63,7 +70,7 @@ async fn wrong_requests_get_coded_errors() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
     let alice = rig.peer("alice").await;
     let mut bob = rig.peer("bob").await;
-    let (a_seat, _) = create_and_invite(
+    let (a_seat, b_seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
         &mut [(&mut bob, Role::Slave)],
@@ -72,20 +79,27 @@ async fn wrong_requests_get_coded_errors() {
 
     // Unknown DSPS query type: 400, on the bare JID and on a peer resource.
     let r = raw_request(&alice, "get", DOMAIN, dsps_query("teleport")).await;
-    expect_error(&r, "400", "bad-request");
+    expect_error(&r, "400", "bad-request", "modify");
     let r = raw_request(&alice, "get", &a_seat.peer_jid, dsps_query("teleport")).await;
-    expect_error(&r, "400", "bad-request");
+    expect_error(&r, "400", "bad-request", "modify");
     // An iq we do not speak at all: 503.
     let unknown = Element::builder("query", "urn:example:no-such-protocol").build();
     let r = raw_request(&alice, "get", DOMAIN, unknown).await;
-    expect_error(&r, "503", "service-unavailable");
+    expect_error(&r, "503", "service-unavailable", "cancel");
     // bob asks who through alice's peer resource: 404, as if it did not exist.
     let r = raw_request(&bob, "get", &a_seat.peer_jid, query::empty("who")).await;
-    expect_error(&r, "404", "item-not-found");
+    expect_error(&r, "404", "item-not-found", "cancel");
     // A resource that never existed: 404.
     let nowhere = format!("{DOMAIN}/no-such-resource");
     let r = raw_request(&alice, "get", &nowhere, query::empty("who")).await;
-    expect_error(&r, "404", "item-not-found");
+    expect_error(&r, "404", "item-not-found", "cancel");
+    // bob (slave) tries to drop alice through his own seat: 403, type auth.
+    let drop = attr(Element::builder("peer", NS_DSPS), "type", "drop").append(alice.jid.as_str());
+    let admin = attr(Element::builder("query", NS_DSPS), "type", "admin")
+        .append(drop)
+        .build();
+    let r = raw_request(&bob, "set", &b_seats[0].peer_jid, admin).await;
+    expect_error(&r, "403", "forbidden", "auth");
     // The stream still works for its owner afterwards.
     within(alice.dsps.who(&a_seat)).await.expect("alice's who");
 }
@@ -266,7 +280,7 @@ async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
     );
     let wrong = format!("{key1}x");
     let r = raw_request(&bob, "get", &b_seat.peer_jid, query::auth(&wrong)).await;
-    expect_error(&r, "401", "not-authorized");
+    expect_error(&r, "401", "not-authorized", "auth");
     let mut tcp = tcp.into_inner();
     closed_within(&mut tcp, PROMPT_CLOSE).await;
     expect_logged(&rig.dsps, port, "wrong key in auth").await;

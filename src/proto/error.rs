@@ -4,10 +4,87 @@
 //! RFC 6120 condition with a text, e.g.
 //! `<error code='405' type='cancel'><not-allowed/><text>Method Not Allowed</text></error>`.
 //! xmpp-parsers' `StanzaError` cannot write `code`, so the element is built by hand.
+//!
+//! The error `type` is a function of the condition alone ([`Condition::error_type`]),
+//! the one RFC 6120 §8.3.3 recommends for it, so no error dsps sends (the service's,
+//! the link's, the reply guards' or the c2s client's) can carry another.
 
 use minidom::Element;
 
 use super::xml::{attr, NS_STANZAS};
+
+/// An RFC 6120 §8.3.3 defined condition that dsps sends (the service or its c2s
+/// client). Each has exactly one error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// `bad-request`.
+    BadRequest,
+    /// `conflict`.
+    Conflict,
+    /// `forbidden`.
+    Forbidden,
+    /// `item-not-found`.
+    ItemNotFound,
+    /// `not-allowed`.
+    NotAllowed,
+    /// `not-authorized`.
+    NotAuthorized,
+    /// `policy-violation`.
+    PolicyViolation,
+    /// `remote-server-timeout`.
+    RemoteServerTimeout,
+    /// `resource-constraint`.
+    ResourceConstraint,
+    /// `service-unavailable`.
+    ServiceUnavailable,
+}
+
+impl Condition {
+    /// Every condition, for tests and tables.
+    pub const ALL: [Condition; 10] = [
+        Condition::BadRequest,
+        Condition::Conflict,
+        Condition::Forbidden,
+        Condition::ItemNotFound,
+        Condition::NotAllowed,
+        Condition::NotAuthorized,
+        Condition::PolicyViolation,
+        Condition::RemoteServerTimeout,
+        Condition::ResourceConstraint,
+        Condition::ServiceUnavailable,
+    ];
+
+    /// The element name, in `urn:ietf:params:xml:ns:xmpp-stanzas`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::BadRequest => "bad-request",
+            Condition::Conflict => "conflict",
+            Condition::Forbidden => "forbidden",
+            Condition::ItemNotFound => "item-not-found",
+            Condition::NotAllowed => "not-allowed",
+            Condition::NotAuthorized => "not-authorized",
+            Condition::PolicyViolation => "policy-violation",
+            Condition::RemoteServerTimeout => "remote-server-timeout",
+            Condition::ResourceConstraint => "resource-constraint",
+            Condition::ServiceUnavailable => "service-unavailable",
+        }
+    }
+
+    /// The error `type` RFC 6120 §8.3.3 recommends for this condition. Where it
+    /// allows two, the one that fits every use in dsps: `policy-violation` is only
+    /// sent for a stanza too large to take, which the sender can fix (`modify`).
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Condition::BadRequest | Condition::PolicyViolation => "modify",
+            Condition::Conflict
+            | Condition::ItemNotFound
+            | Condition::NotAllowed
+            | Condition::ServiceUnavailable => "cancel",
+            Condition::Forbidden | Condition::NotAuthorized => "auth",
+            Condition::RemoteServerTimeout | Condition::ResourceConstraint => "wait",
+        }
+    }
+}
 
 /// A DSPS error as seen by the requesting client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +110,19 @@ pub enum DspsError {
 }
 
 impl DspsError {
+    /// Every variant, for tests and tables.
+    pub const ALL: [DspsError; 9] = [
+        DspsError::BadRequest,
+        DspsError::NotAuthorized,
+        DspsError::Forbidden,
+        DspsError::ItemNotFound,
+        DspsError::NotAllowed,
+        DspsError::Conflict,
+        DspsError::ResourceConstraint,
+        DspsError::ServiceUnavailable,
+        DspsError::RemoteServerTimeout,
+    ];
+
     /// The legacy XEP-0037 error code.
     pub fn code(self) -> u16 {
         match self {
@@ -48,29 +138,24 @@ impl DspsError {
         }
     }
 
-    /// The RFC 6120 defined condition element name.
-    pub fn condition(self) -> &'static str {
+    /// The RFC 6120 defined condition.
+    pub fn condition(self) -> Condition {
         match self {
-            DspsError::BadRequest => "bad-request",
-            DspsError::NotAuthorized => "not-authorized",
-            DspsError::Forbidden => "forbidden",
-            DspsError::ItemNotFound => "item-not-found",
-            DspsError::NotAllowed => "not-allowed",
-            DspsError::Conflict => "conflict",
-            DspsError::ResourceConstraint => "resource-constraint",
-            DspsError::ServiceUnavailable => "service-unavailable",
-            DspsError::RemoteServerTimeout => "remote-server-timeout",
+            DspsError::BadRequest => Condition::BadRequest,
+            DspsError::NotAuthorized => Condition::NotAuthorized,
+            DspsError::Forbidden => Condition::Forbidden,
+            DspsError::ItemNotFound => Condition::ItemNotFound,
+            DspsError::NotAllowed => Condition::NotAllowed,
+            DspsError::Conflict => Condition::Conflict,
+            DspsError::ResourceConstraint => Condition::ResourceConstraint,
+            DspsError::ServiceUnavailable => Condition::ServiceUnavailable,
+            DspsError::RemoteServerTimeout => Condition::RemoteServerTimeout,
         }
     }
 
-    /// The RFC 6120 error type (XEP-0086 mapping of the legacy code).
+    /// The RFC 6120 error type: the condition's ([`Condition::error_type`]).
     pub fn error_type(self) -> &'static str {
-        match self {
-            DspsError::BadRequest | DspsError::ItemNotFound => "modify",
-            DspsError::NotAuthorized | DspsError::Forbidden => "auth",
-            DspsError::NotAllowed | DspsError::Conflict | DspsError::ServiceUnavailable => "cancel",
-            DspsError::ResourceConstraint | DspsError::RemoteServerTimeout => "wait",
-        }
+        self.condition().error_type()
     }
 
     /// The XEP-0037 message text for the code.
@@ -90,19 +175,7 @@ impl DspsError {
 
     /// Parses a legacy code back (client side).
     pub fn from_code(code: u16) -> Option<DspsError> {
-        [
-            DspsError::BadRequest,
-            DspsError::NotAuthorized,
-            DspsError::Forbidden,
-            DspsError::ItemNotFound,
-            DspsError::NotAllowed,
-            DspsError::Conflict,
-            DspsError::ResourceConstraint,
-            DspsError::ServiceUnavailable,
-            DspsError::RemoteServerTimeout,
-        ]
-        .into_iter()
-        .find(|e| e.code() == code)
+        DspsError::ALL.into_iter().find(|e| e.code() == code)
     }
 
     /// Renders the `<error/>` child in namespace `ns` (the stanza's namespace), with
@@ -118,7 +191,7 @@ impl DspsError {
             "type",
             self.error_type(),
         )
-        .append(Element::builder(self.condition(), NS_STANZAS).build())
+        .append(Element::builder(self.condition().name(), NS_STANZAS).build())
         .append(Element::builder("text", NS_STANZAS).append(text).build())
         .build()
     }
@@ -147,6 +220,66 @@ mod tests {
             e.get_child("text", NS_STANZAS).map(|t| t.text()),
             Some("Method Not Allowed".to_string())
         );
+    }
+
+    /// RFC 6120 §8.3.3, condition by condition: the error types it recommends.
+    /// Written out apart from [`Condition::error_type`] so that a change to either
+    /// shows here; the match is exhaustive, so a new condition does not compile
+    /// without its type.
+    fn rfc6120_types(c: Condition) -> &'static [&'static str] {
+        match c {
+            Condition::BadRequest => &["modify"],
+            Condition::Conflict => &["cancel"],
+            Condition::Forbidden => &["auth"],
+            Condition::ItemNotFound => &["cancel"],
+            Condition::NotAllowed => &["cancel"],
+            Condition::NotAuthorized => &["auth"],
+            Condition::PolicyViolation => &["modify", "wait"],
+            Condition::RemoteServerTimeout => &["wait"],
+            Condition::ResourceConstraint => &["wait"],
+            Condition::ServiceUnavailable => &["cancel"],
+        }
+    }
+
+    #[test]
+    fn every_condition_has_the_type_rfc_6120_recommends() {
+        for c in Condition::ALL {
+            assert!(
+                rfc6120_types(c).contains(&c.error_type()),
+                "{} is sent with type {}, RFC 6120 says {:?}",
+                c.name(),
+                c.error_type(),
+                rfc6120_types(c)
+            );
+        }
+    }
+
+    /// What each error renders as: legacy code, condition and type (PROFILE 10).
+    /// Exhaustive, like [`rfc6120_types`].
+    fn rendered(e: DspsError) -> (&'static str, &'static str, &'static str) {
+        match e {
+            DspsError::BadRequest => ("400", "bad-request", "modify"),
+            DspsError::NotAuthorized => ("401", "not-authorized", "auth"),
+            DspsError::Forbidden => ("403", "forbidden", "auth"),
+            DspsError::ItemNotFound => ("404", "item-not-found", "cancel"),
+            DspsError::NotAllowed => ("405", "not-allowed", "cancel"),
+            DspsError::Conflict => ("409", "conflict", "cancel"),
+            DspsError::ResourceConstraint => ("500", "resource-constraint", "wait"),
+            DspsError::ServiceUnavailable => ("503", "service-unavailable", "cancel"),
+            DspsError::RemoteServerTimeout => ("504", "remote-server-timeout", "wait"),
+        }
+    }
+
+    #[test]
+    fn every_error_carries_its_code_condition_and_type() {
+        for err in DspsError::ALL {
+            let (code, condition, kind) = rendered(err);
+            let e = err.to_element(NS_COMPONENT, None);
+            assert_eq!(get_attr(&e, "code"), Some(code), "{err:?}");
+            assert_eq!(get_attr(&e, "type"), Some(kind), "{err:?}");
+            assert!(e.has_child(condition, NS_STANZAS), "{err:?}: {e:?}");
+            assert!(Condition::ALL.contains(&err.condition()), "{err:?}");
+        }
     }
 
     #[test]

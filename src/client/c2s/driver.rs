@@ -16,6 +16,7 @@ use tokio::time::{timeout, Instant};
 use super::login::{stream_error_text, Stream};
 use super::stanza::{self, IdGen};
 use super::{CLOSE_TIMEOUT, DEAD_AFTER, KEEPALIVE_AFTER};
+use crate::proto::error::Condition;
 use crate::xmpp::reader::{Inbound, StanzaHead};
 
 /// What a handle asks the driver to do.
@@ -171,7 +172,7 @@ impl Driver {
                 b = crate::proto::xml::attr(b, name, v.as_str());
             }
         }
-        let error = stanza::error_for(&b.build(), "modify", "policy-violation");
+        let error = stanza::error_for(&b.build(), Condition::PolicyViolation);
         match self.stream.send(&error).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Stop,
@@ -198,16 +199,16 @@ impl Driver {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(elem)) => {
                 tracing::warn!("incoming queue full, refusing stanza");
-                Some((elem, "wait", "resource-constraint"))
+                Some((elem, Condition::ResourceConstraint))
             }
             Err(mpsc::error::TrySendError::Closed(elem)) => {
-                Some((elem, "cancel", "service-unavailable"))
+                Some((elem, Condition::ServiceUnavailable))
             }
         };
         // RFC 6120 §8.2.3: an iq get/set must be answered, so a dropped one gets an error.
-        if let Some((elem, kind, condition)) = refusal {
+        if let Some((elem, condition)) = refusal {
             if must_answer {
-                let error = stanza::error_for(&elem, kind, condition);
+                let error = stanza::error_for(&elem, condition);
                 if self.stream.send(&error).await.is_err() {
                     return Flow::Stop;
                 }

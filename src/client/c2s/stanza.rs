@@ -9,6 +9,8 @@ use minidom::rxml::xml_ncname;
 use minidom::Element;
 use xmpp_parsers::jid::Jid;
 
+use crate::proto::error::Condition;
+
 /// Default namespace of a client stream (RFC 6120 §4.8.3).
 pub(crate) const NS_CLIENT: &str = "jabber:client";
 /// Namespace of the stanza error conditions (RFC 6120 §8.3.3).
@@ -81,11 +83,11 @@ pub(crate) fn result_for(request: &Element, payload: Option<Element>) -> Element
     )
 }
 
-/// An error iq answering `request` with the given `type` and defined condition.
-pub(crate) fn error_for(request: &Element, error_type: &str, condition: &str) -> Element {
+/// An error iq answering `request` with the given defined condition and its type.
+pub(crate) fn error_for(request: &Element, condition: Condition) -> Element {
     let error = Element::builder("error", NS_CLIENT)
-        .attr(xml_ncname!("type").into(), error_type)
-        .append(Element::bare(condition, NS_STANZAS))
+        .attr(xml_ncname!("type").into(), condition.error_type())
+        .append(Element::bare(condition.name(), NS_STANZAS))
         .build();
     iq(
         "error",
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn error_reply_carries_condition() {
         let request = parse("<iq xmlns='jabber:client' type='get' id='e1' from='a@b/c'/>");
-        let reply = error_for(&request, "wait", "resource-constraint");
+        let reply = error_for(&request, Condition::ResourceConstraint);
         let error = reply.get_child("error", NS_CLIENT).expect("error child");
         assert_eq!(error.attr("type"), Some("wait"));
         assert!(error.has_child("resource-constraint", NS_STANZAS));
