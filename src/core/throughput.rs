@@ -3,27 +3,35 @@
 //!
 //! # Transfer time
 //!
-//! The XEP says "time is measured only during data transfer". Our definition, in whole
+//! The XEP says "time is measured only during data transfer". Our definition, in
 //! seconds so an operator can reason about it:
 //!
 //! - Time is cut into one-second slots counted from the meter's first record.
-//! - A slot is a **transfer second** when bytes moved in it, or when a transfer reported with
-//!   [`ThroughputMeter::record_span`] was under way during it (a write blocked on a slow
-//!   peer's socket, say). Slots in which the connection sat idle with nothing to move are
-//!   not transfer time, so a quiet stream does not drag its peers' averages down.
-//! - Only *completed* slots count: the slot `now` falls in is still filling up, and counting
-//!   it would make every figure dip right after a second boundary.
-//! - The average over `k` seconds is the bytes of the newest `k` completed transfer seconds
-//!   divided by `k`, or by how many there are when fewer are recorded (at least 1).
+//! - A slot is a **transfer second** when bytes moved in it, or when a transfer was under
+//!   way during it: one reported with [`ThroughputMeter::record_span`] (a write that took
+//!   that long), or one still pending ([`ThroughputMeter::set_pending`]: a write blocked
+//!   on a slow peer's socket, a block waiting for room in a slow recipient's queue).
+//!   Pending time is transfer time in which nothing moved, so a stalled peer's figures
+//!   fall the longer the stall lasts instead of standing at their last values. Slots in
+//!   which the connection sat idle with nothing to move are not transfer time, so a quiet
+//!   stream does not drag its peers' averages down, and a burst that is over keeps
+//!   showing until something moves again.
+//! - The second in progress counts for as much of it as has passed, so bytes that moved
+//!   a moment ago show at once.
+//! - The average over `k` seconds takes the newest `k` seconds of transfer time (the
+//!   elapsed part of the current second if it is a transfer second, then whole completed
+//!   transfer seconds, the oldest of them pro rata if only part of it fits) and divides
+//!   their bytes by `k`, or by the transfer time there is when that is less, but never by
+//!   less than one second: 6 MiB moved in a tenth of a second read `6MB` in all five
+//!   fields at once, not 60 MB/s.
 //!
 //! A consequence worth knowing: a peer can never beat the rate at which the stream produces
 //! data, so a `minthroughput` above that rate disconnects everyone. It is the stream
 //! creator's knob for dropping peers that hold a fast stream back.
 //!
-//! What to feed is the relay's call; our reading of the XEP ("average throughput *to* that
-//! peer", "checked after every unit of outgoing transfer") is the bytes written to the peer,
-//! with `record_span(n, write_started, write_finished)` so that time spent blocked on the
-//! peer's socket is counted.
+//! What to feed is the relay's call (`relay::traffic`): each direction of a connection
+//! has its own meter, recording the bytes as they move, `record_span(n, started, now)`
+//! for a write that took time, and a pending mark while a transfer is held up.
 //!
 //! No I/O, no clock: every method takes the `Instant` to use. Memory is O(16).
 
@@ -49,6 +57,17 @@ pub struct ThroughputMeter {
     /// Transfer seconds, oldest first: (slot number, bytes moved in it). At most
     /// [`KEPT_SLOTS`] entries, strictly increasing slot numbers.
     slots: VecDeque<(u64, u64)>,
+    /// Since when a transfer has been held up without being recorded, if one is.
+    pending: Option<Instant>,
+}
+
+/// One transfer second as the averages see it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Second {
+    /// Seconds of it that count: 1 for a completed one, the elapsed part for the current.
+    len: f64,
+    bytes: u64,
+    completed: bool,
 }
 
 impl ThroughputMeter {
@@ -57,6 +76,7 @@ impl ThroughputMeter {
         ThroughputMeter {
             origin: None,
             slots: VecDeque::with_capacity(KEPT_SLOTS),
+            pending: None,
         }
     }
 
@@ -97,39 +117,109 @@ impl ThroughputMeter {
         }
     }
 
-    /// The completed transfer seconds at `now`, newest first, at most 16.
-    fn completed(&self, now: Instant) -> impl Iterator<Item = u64> + '_ {
-        let current = self.origin.map(|origin| slot_of(origin, now));
-        self.slots
-            .iter()
-            .rev()
-            .filter(move |&&(slot, _)| current.is_some_and(|c| slot < c))
-            .map(|&(_, bytes)| bytes)
-            .take(FULL_WINDOW_SECS as usize)
+    /// Marks a transfer under way since `since` that has moved nothing since it was last
+    /// recorded (a write blocked on the peer's socket, a block waiting for room in a
+    /// recipient's queue), or clears the mark (`None`). While marked, every second from
+    /// `since` to the one asked about is transfer time: a stall lowers the averages as it
+    /// goes on. The caller records the transfer (with `record_span` from its start, so
+    /// the seconds it took stay transfer time) and clears the mark when it is over.
+    pub fn set_pending(&mut self, since: Option<Instant>) {
+        if let Some(since) = since {
+            self.origin.get_or_insert(since);
+        }
+        self.pending = since;
     }
 
-    /// Average bytes per second over the last 1, 2, 4, 8 and 16 completed transfer seconds.
-    pub fn averages(&self, now: Instant) -> [f64; 5] {
-        let mut totals = [0u64; 5];
-        let mut counts = [0u32; 5];
-        for (age, bytes) in self.completed(now).enumerate() {
-            for (w, &window) in WINDOWS_SECS.iter().enumerate() {
-                if (age as u32) < window {
-                    totals[w] = totals[w].saturating_add(bytes);
-                    counts[w] += 1;
+    /// Since when a transfer has been pending, if one is (see [`Self::set_pending`]).
+    pub fn pending(&self) -> Option<Instant> {
+        self.pending
+    }
+
+    /// The transfer seconds at `now`, newest first: the current one if it is a transfer
+    /// second, then completed ones; at most [`KEPT_SLOTS`], which covers 16 seconds.
+    fn seconds(&self, now: Instant) -> ([Second; KEPT_SLOTS], usize) {
+        let mut out = [Second::default(); KEPT_SLOTS];
+        let mut n = 0;
+        let Some(origin) = self.origin else {
+            return (out, 0);
+        };
+        let age = now.saturating_duration_since(origin);
+        let current = age.as_secs();
+        let into_current = (age.as_secs_f64() - current as f64).clamp(0.0, 1.0);
+        let pending_from = self.pending.map(|p| slot_of(origin, p).min(current));
+        let mut recorded = self.slots.iter().rev().peekable();
+        let mut slot = current;
+        loop {
+            // A record made just after `now` was read (the relay records on its own
+            // clock) lands in a later slot; it counts as the current one.
+            let (mut bytes, mut seen) = (0u64, false);
+            while let Some(&&(s, b)) = recorded.peek() {
+                if s < slot {
+                    break;
+                }
+                bytes = bytes.saturating_add(b);
+                seen = true;
+                recorded.next();
+            }
+            if seen || pending_from.is_some_and(|p| p <= slot) {
+                out[n] = Second {
+                    len: if slot == current { into_current } else { 1.0 },
+                    bytes,
+                    completed: slot != current,
+                };
+                n += 1;
+                if n == KEPT_SLOTS {
+                    break;
                 }
             }
+            let next = if pending_from.is_some_and(|p| p < slot) {
+                Some(slot - 1)
+            } else {
+                recorded.peek().map(|&&(s, _)| s)
+            };
+            match next {
+                Some(s) => slot = s,
+                None => break,
+            }
         }
+        (out, n)
+    }
+
+    /// Average bytes per second over the newest 1, 2, 4, 8 and 16 seconds of transfer
+    /// time at `now`, the current second included (see the module doc).
+    pub fn averages(&self, now: Instant) -> [f64; 5] {
+        let (seconds, n) = self.seconds(now);
         let mut averages = [0.0; 5];
-        for w in 0..WINDOWS_SECS.len() {
-            averages[w] = totals[w] as f64 / f64::from(counts[w].max(1));
+        for (w, &window) in WINDOWS_SECS.iter().enumerate() {
+            let mut need = f64::from(window);
+            let (mut bytes, mut len) = (0.0, 0.0);
+            for s in &seconds[..n] {
+                if need <= 0.0 {
+                    break;
+                }
+                let part = s.len.min(need);
+                // Only the newest `part` of a second that does not fit whole counts.
+                bytes += if part < s.len {
+                    s.bytes as f64 * part / s.len
+                } else {
+                    s.bytes as f64
+                };
+                len += part;
+                need -= part;
+            }
+            averages[w] = bytes / f64::max(len, 1.0);
         }
         averages
     }
 
-    /// How many completed transfer seconds are recorded at `now`, capped at 16.
+    /// How many completed transfer seconds there are at `now`, capped at 16.
     pub fn transfer_secs(&self, now: Instant) -> u32 {
-        self.completed(now).count() as u32
+        let (seconds, n) = self.seconds(now);
+        seconds[..n]
+            .iter()
+            .filter(|s| s.completed)
+            .count()
+            .min(FULL_WINDOW_SECS as usize) as u32
     }
 
     /// The averages and transfer time at `now`, to hand to whoever answers `who`.
@@ -198,15 +288,138 @@ mod tests {
         assert_eq!(meter.format(base), "0B/0B/0B/0B/0B");
     }
 
+    const MIB: u64 = 1024 * 1024;
+
+    fn assert_near(got: [f64; 5], want: [f64; 5], why: &str) {
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1.0, "{why}: got {got:?}, want {want:?}");
+        }
+    }
+
     #[test]
-    fn the_current_second_does_not_count_until_it_is_over() {
+    fn a_burst_shows_in_the_second_it_happens() {
         let base = Instant::now();
         let mut meter = ThroughputMeter::new();
-        meter.record(1024, base);
-        assert_eq!(meter.transfer_secs(at(base, 999)), 0);
-        assert_eq!(meter.averages(at(base, 999)), [0.0; 5]);
-        assert_eq!(meter.transfer_secs(at(base, 1000)), 1);
-        assert_eq!(meter.averages(at(base, 1000)), [1024.0; 5]);
+        // 6 MiB in 200 ms, well inside the first second.
+        for ms in [0, 100, 200] {
+            meter.record(2 * MIB, at(base, ms));
+        }
+        let six = (6 * MIB) as f64;
+        assert_eq!(meter.averages(at(base, 200)), [six; 5]);
+        assert_eq!(
+            meter.transfer_secs(at(base, 200)),
+            0,
+            "no second completed yet"
+        );
+        assert_eq!(meter.format(at(base, 999)), "6MB/6MB/6MB/6MB/6MB");
+        // When the second is over, and long after (nothing moved since), it still shows.
+        assert_eq!(meter.averages(at(base, 1000)), [six; 5]);
+        assert_eq!(meter.averages(at(base, 60_000)), [six; 5]);
+    }
+
+    #[test]
+    fn a_steady_rate_does_not_dip_at_a_second_boundary() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        // 1000 bytes every 100 ms (10 000 bytes/s), read a few times between records.
+        for i in 0..60 {
+            meter.record(1000, at(base, i * 100));
+            if i < 10 {
+                continue;
+            }
+            for ms in [0, 1, 50, 99] {
+                let now = i * 100 + ms;
+                let one = meter.averages(at(base, now))[0];
+                assert!(
+                    (9_000.0..11_001.0).contains(&one),
+                    "1-s figure at {now} ms is {one}"
+                );
+            }
+        }
+    }
+
+    /// 16 s of 4 MiB/s (one record at the start of each of slots 0..15), then a write
+    /// that has been pending since 16 s.
+    fn four_mib_then_blocked(base: Instant) -> ThroughputMeter {
+        let mut meter = ThroughputMeter::new();
+        for s in 0..16 {
+            meter.record(4 * MIB, at(base, s * 1000));
+        }
+        meter.set_pending(Some(at(base, 16_000)));
+        meter
+    }
+
+    #[test]
+    fn a_write_blocked_for_twenty_seconds_lowers_all_five_figures() {
+        let base = Instant::now();
+        let meter = four_mib_then_blocked(base);
+        let four = (4 * MIB) as f64;
+        assert_eq!(meter.averages(at(base, 16_000)), [four; 5], "just blocked");
+        // 4 s blocked: the short windows are all stall, the long ones in proportion.
+        assert_near(
+            meter.averages(at(base, 20_000)),
+            [0.0, 0.0, 0.0, four * 4.0 / 8.0, four * 12.0 / 16.0],
+            "4 s blocked",
+        );
+        // 8.5 s blocked: 7.5 s of the 16 still moved data.
+        assert_near(
+            meter.averages(at(base, 24_500)),
+            [0.0, 0.0, 0.0, 0.0, four * 7.5 / 16.0],
+            "8.5 s blocked",
+        );
+        // Every figure only falls while the stall lasts.
+        let mut last = meter.averages(at(base, 16_000));
+        for ms in (16_000..=36_000).step_by(250) {
+            let now = meter.averages(at(base, ms));
+            for w in 0..5 {
+                assert!(
+                    now[w] <= last[w],
+                    "figure {w} rose at {ms} ms: {last:?} -> {now:?}"
+                );
+            }
+            last = now;
+        }
+        assert_eq!(meter.averages(at(base, 36_000)), [0.0; 5], "20 s blocked");
+        assert_eq!(meter.format(at(base, 36_000)), "0B/0B/0B/0B/0B");
+        assert_eq!(meter.transfer_secs(at(base, 36_000)), 16);
+    }
+
+    #[test]
+    fn figures_recover_when_the_blocked_write_completes_and_data_flows() {
+        let base = Instant::now();
+        let mut meter = four_mib_then_blocked(base);
+        // At 36 s the pending 64 KiB go out (spread over the 21 seconds the write
+        // took) and 4 MiB/s flow again, recorded mid-second.
+        meter.record_span(64 * 1024, at(base, 16_000), at(base, 36_000));
+        meter.set_pending(None);
+        meter.record(4 * MIB, at(base, 36_500));
+        let four = (4 * MIB) as f64;
+        let one = meter.averages(at(base, 36_600))[0];
+        assert!(
+            (four..four + 8192.0).contains(&one),
+            "1-s figure at once: {one}"
+        );
+        let [_, _, _, _, sixteen] = meter.averages(at(base, 36_600));
+        assert!(
+            sixteen < four / 4.0,
+            "16-s figure still mostly stall: {sixteen}"
+        );
+        for s in 37..52 {
+            meter.record(4 * MIB, at(base, s * 1000 + 500));
+        }
+        for f in meter.averages(at(base, 52_000)) {
+            assert!((four..four + 8192.0).contains(&f), "16 s later: {f}");
+        }
+    }
+
+    #[test]
+    fn a_pending_mark_alone_reads_zero() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        meter.set_pending(Some(base));
+        assert_eq!(meter.pending(), Some(base));
+        assert_eq!(meter.averages(at(base, 5_000)), [0.0; 5]);
+        assert_eq!(meter.transfer_secs(at(base, 5_000)), 5);
     }
 
     #[test]
