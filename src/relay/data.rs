@@ -216,12 +216,21 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             // `read_buf` is cancel safe: a stop that wins the race has read nothing,
             // so no byte is taken from the socket and then lost.
             let mut room = (&mut arena).limit(settings.block_size);
-            let r = tokio::select! {
-                biased;
-                // Returning drops our view: its queue handles are what a draining
-                // writer waits to see released.
-                _ = stop.wait() => return ReadEnd::Stopped,
-                r = rd.read_buf(&mut room) => r,
+            // Waiting for the peer to send is idle time: what was read so far is
+            // published for `who` first.
+            let r = meter
+                .idle_until(async {
+                    tokio::select! {
+                        biased;
+                        _ = stop.wait() => None,
+                        r = rd.read_buf(&mut room) => Some(r),
+                    }
+                })
+                .await;
+            // Returning drops our view: its queue handles are what a draining
+            // writer waits to see released.
+            let Some(r) = r else {
+                return ReadEnd::Stopped;
             };
             activity.waiting.store(false, Ordering::Relaxed);
             activity.reads.fetch_add(1, Ordering::Relaxed);
@@ -240,19 +249,32 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         block.advance(MAX_HEADER_LEN - h);
         let block = block.freeze();
         // Waiting for the peer to send is idle time, not transfer time.
-        meter.record(n, Instant::now(), n < settings.block_size);
-        fan_out(conn, role, block, &mut members, &mut view).await;
+        let read_at = Instant::now();
+        meter.record(n, read_at, false);
+        fan_out(
+            conn,
+            role,
+            block,
+            &mut members,
+            &mut view,
+            &mut meter,
+            read_at,
+        )
+        .await;
     }
 }
 
 /// Hands `block` to every member of the stream that `role`'s data goes to,
-/// awaiting room in each queue (the back-pressure).
+/// awaiting room in each queue (the back-pressure). Waiting for room holds up the
+/// sender's transfer of `block`, read at `read_at`, so it counts in `meter`.
 async fn fan_out(
     conn: ConnId,
     role: Role,
     block: Bytes,
     members: &mut watch::Receiver<Members>,
     view: &mut Members,
+    meter: &mut TrafficRecorder,
+    read_at: Instant,
 ) {
     if members.has_changed().unwrap_or(false) {
         *view = members.borrow_and_update().clone();
@@ -260,7 +282,7 @@ async fn fan_out(
     for m in view.iter() {
         if m.conn != conn && routes_to(role, m.role) {
             // An error means that recipient is gone; the others still get it.
-            let _ = m.queue.send(block.clone()).await;
+            let _ = meter.held_up(read_at, m.queue.send(block.clone())).await;
         }
     }
 }
@@ -307,16 +329,34 @@ async fn read_relayed<R: AsyncRead + Unpin>(
                 let h = write_header(peer_id, chunk.len(), gap)
                     .expect("peer ids are short decimal strings, within MAX_ID_LEN");
                 framed.advance(MAX_HEADER_LEN - h);
-                meter.record(chunk.len(), Instant::now(), false);
-                fan_out(conn, role, framed.freeze(), &mut members, &mut view).await;
+                let read_at = Instant::now();
+                meter.record(chunk.len(), read_at, false);
+                fan_out(
+                    conn,
+                    role,
+                    framed.freeze(),
+                    &mut members,
+                    &mut view,
+                    &mut meter,
+                    read_at,
+                )
+                .await;
             }
         }
         inbuf.reserve(MAX_HEADER_LEN + settings.block_size);
         activity.waiting.store(true, Ordering::Relaxed);
-        let r = tokio::select! {
-            biased;
-            _ = stop.wait() => return ReadEnd::Stopped,
-            r = rd.read_buf(&mut inbuf) => r,
+        // Idle time: what was relayed so far is published for `who` first.
+        let r = meter
+            .idle_until(async {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait() => None,
+                    r = rd.read_buf(&mut inbuf) => Some(r),
+                }
+            })
+            .await;
+        let Some(r) = r else {
+            return ReadEnd::Stopped;
         };
         activity.waiting.store(false, Ordering::Relaxed);
         activity.reads.fetch_add(1, Ordering::Relaxed);
@@ -410,7 +450,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                     Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                     None => {}
                 },
-                r = wr.write(&block[off..]) => match r {
+                r = meter.held_up(started, wr.write(&block[off..])) => match r {
                     Ok(0) => return "peer stopped accepting data".into(),
                     Ok(k) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
                     Err(e) => return format!("write failed: {e}"),
@@ -435,7 +475,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         while let Some(b) = queue.recv().await {
             let b = if raw { payload_of(b) } else { b };
             let started = Instant::now();
-            wr.write_all(&b).await?;
+            meter.held_up(started, wr.write_all(&b)).await?;
             meter.record(b.len(), started, false);
         }
         wr.shutdown().await
