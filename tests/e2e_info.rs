@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::c2s::{within, STEP};
-use common::scenario::{next_block, Peer, Rig, DOMAIN};
+use common::scenario::{create_and_invite, next_block, Peer, Rig, DOMAIN};
 use dsps::client::session::Seat;
 use dsps::proto::query::{AdminAction, AdminRequest, CreateRequest, PresencePush, Role, WhoPeer};
 use dsps::proto::xml::NS_DSPS;
@@ -192,9 +192,10 @@ async fn who_stats_and_presence_pushes() {
     assert_eq!(bob_stats.comments, stats.comments);
     assert_eq!(bob_stats.slavecount, 3);
 
-    // Traffic shows up in who, also after a burst that is over within a second: the
-    // figures count completed seconds, so they may take up to a second to appear,
-    // and then must stay (no more data moves to replace them).
+    // Traffic shows up in who once the receiver has it (the second in progress
+    // counts) and stays after the burst is over (idle time is not transfer time).
+    // A connection publishes its figures before it waits, so the wait here is for
+    // that event, bounded; nothing depends on how the burst fell into seconds.
     const BURST: usize = 1024 * 1024;
     within(aw.write_all(&vec![7u8; BURST]))
         .await
@@ -203,28 +204,33 @@ async fn who_stats_and_presence_pushes() {
     while got < BURST {
         got += next_block(&mut br).await.data.len();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-    loop {
-        let who = within(alice.dsps.who(&a_seat)).await.expect("who");
-        let a = throughput_fields(&who_entry(&who.peers, &alice.jid).throughput);
-        let b = throughput_fields(&who_entry(&who.peers, &bob.jid).throughput);
-        let c = throughput_fields(&who_entry(&who.peers, &carol.jid).throughput);
+    let check = |who: &[WhoPeer]| {
+        let a = throughput_fields(&who_entry(who, &alice.jid).throughput);
+        let b = throughput_fields(&who_entry(who, &bob.jid).throughput);
+        let c = throughput_fields(&who_entry(who, &carol.jid).throughput);
         assert!(c.iter().all(|&f| f == 0.0), "carol moved no data: {c:?}");
         for f in a.iter().chain(&b) {
+            // At most the burst (bob's side adds block headers) in one second.
             assert!(
                 *f <= BURST as f64 * 1.1,
                 "more than the burst per second: alice {a:?}, bob {b:?}"
             );
         }
-        if a.iter().chain(&b).all(|&f| f > 0.0) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "who never showed the burst: alice {a:?}, bob {b:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        a.iter().chain(&b).all(|&f| f > 0.0)
+    };
+    who_until(
+        &alice,
+        &a_seat,
+        "who shows the burst for alice and bob",
+        |who| check(who),
+    )
+    .await;
+    let who = within(alice.dsps.who(&a_seat)).await.expect("who");
+    assert!(
+        check(&who.peers),
+        "the burst's figures must stay while nothing moves: {:?}",
+        who.peers
+    );
 
     // carol connects: alice's next push is about carol (none came about herself).
     let (_cr, _cw) = carol.connect(&c_seat).await;
@@ -237,6 +243,164 @@ async fn who_stats_and_presence_pushes() {
     drop((ar, aw));
     expect_presence(&mut carol, &c_seat, "waiting", &alice.jid).await;
     expect_presence(&mut bob, &b_seat, "waiting", &alice.jid).await;
+}
+
+/// How long a `who` figure may take to reflect what the test just saw happen: the
+/// relay publishes before it waits, so this only bounds a slow machine.
+const WHO_SETTLES: Duration = Duration::from_secs(5);
+/// Pause between two `who` polls of a bounded wait.
+const WHO_POLL: Duration = Duration::from_millis(100);
+
+/// Asks `who` through `seat` until `done` holds (bounded by [`WHO_SETTLES`]);
+/// returns that listing. `done` may assert on every listing it sees.
+async fn who_until(
+    asker: &Peer,
+    seat: &Seat,
+    what: &str,
+    mut done: impl FnMut(&[WhoPeer]) -> bool,
+) -> Vec<WhoPeer> {
+    let deadline = tokio::time::Instant::now() + WHO_SETTLES;
+    loop {
+        let who = within(asker.dsps.who(seat)).await.expect("who");
+        if done(&who.peers) {
+            return who.peers;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WHO_SETTLES:?}; last who {:?}",
+            who.peers
+        );
+        tokio::time::sleep(WHO_POLL).await;
+    }
+}
+
+/// One peer's five figures in bytes per second.
+fn figures_of(who: &[WhoPeer], jid: &str) -> [f64; 5] {
+    throughput_fields(&who_entry(who, jid).throughput)
+        .try_into()
+        .expect("five fields")
+}
+
+/// `[relay]` settings that make back-up quick: 4 blocks of 4 KiB per recipient.
+const SMALL_WINDOW: &str = "window = 4\nblock_size = 4096\n";
+/// bob's socket receive buffer when he is to stall (the kernel doubles it).
+const STALL_RECV_BUFFER: u32 = 64 * 1024;
+/// What alice sends while bob stalls: more than bob's receive buffer, the relay's
+/// send buffer to him (at most 4 MiB by Linux's default tcp_wmem) and his queue
+/// together, so the relay's write to him is left pending.
+const BACKLOG: usize = 16 * 1024 * 1024;
+/// Bound on the figures reaching 0 once bob stops reading: the 4-second average
+/// needs a little over 4 s of stall, plus filling the buffers first.
+const FALL_BOUND: Duration = Duration::from_secs(30);
+
+/// PROFILE 16 while a transfer is held up: a slave that stops reading sees its `who`
+/// figures fall towards 0 (the relay's pending write to it is transfer time in which
+/// nothing moves), gradually rather than at once; so does its master, whose data
+/// backs up behind it. When it reads again they recover. A burst shows as soon as
+/// the receiver has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
+    let rig = Rig::start(SECRET, &["alice", "bob"], SMALL_WINDOW);
+    let mut alice = rig.peer("alice").await;
+    let mut bob = rig.peer("bob").await;
+    let (a_seat, seats) = create_and_invite(
+        &alice,
+        &CreateRequest::default(),
+        &mut [(&mut bob, Role::Slave)],
+    )
+    .await;
+    let (_ar, mut aw) = alice.connect(&a_seat).await;
+    let (mut br, _bw) = within(
+        bob.dsps
+            .connect_with(&seats[0], None, Some(STALL_RECV_BUFFER)),
+    )
+    .await
+    .expect("bob connects")
+    .into_split();
+    alice.wait_for_presence("connect", &bob.jid).await;
+
+    // A burst: non-zero for both as soon as bob has it.
+    const BURST: usize = 256 * 1024;
+    within(aw.write_all(&vec![1u8; BURST]))
+        .await
+        .expect("alice sends the burst");
+    let mut got = 0;
+    while got < BURST {
+        got += next_block(&mut br).await.data.len();
+    }
+    who_until(
+        &alice,
+        &a_seat,
+        "the burst shows for alice and bob",
+        |who| {
+            let (a, b) = (figures_of(who, &alice.jid), figures_of(who, &bob.jid));
+            a.iter().chain(&b).all(|&f| f > 0.0)
+        },
+    )
+    .await;
+
+    // bob stops reading; alice keeps sending until her socket backs up.
+    let sender = tokio::spawn(async move {
+        aw.write_all(&vec![2u8; BACKLOG])
+            .await
+            .expect("alice sends");
+        aw
+    });
+    // bob's figures fall, oldest window last: his 1-s figure reaches 0 while his
+    // 16-s one still counts what moved before the stall, and from then on no
+    // figure rises until bob reads again.
+    let deadline = tokio::time::Instant::now() + FALL_BOUND;
+    let mut at_first_zero = None;
+    let mut last: Option<[f64; 5]> = None;
+    loop {
+        let who = within(alice.dsps.who(&a_seat)).await.expect("who").peers;
+        let (a, b) = (figures_of(&who, &alice.jid), figures_of(&who, &bob.jid));
+        if let Some(prev) = last {
+            for w in 0..5 {
+                assert!(
+                    b[w] <= prev[w],
+                    "bob's figure {w} rose while he was not reading: {prev:?} -> {b:?}"
+                );
+            }
+        }
+        if at_first_zero.is_none() && b[0] == 0.0 {
+            at_first_zero = Some(b);
+        }
+        if at_first_zero.is_some() {
+            last = Some(b);
+        }
+        if b[..3].iter().all(|&f| f == 0.0) && a[0] == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "figures did not fall within {FALL_BOUND:?} of bob's stall: alice {a:?}, bob {b:?}"
+        );
+        tokio::time::sleep(WHO_POLL).await;
+    }
+    let at_first_zero = at_first_zero.expect("the loop ends only after bob's 1-s figure is 0");
+    assert!(
+        at_first_zero[4] > 0.0,
+        "the 16-s figure falls in proportion, not at once: {at_first_zero:?}"
+    );
+
+    // bob reads everything: the figures recover.
+    let mut got = 0;
+    while got < BACKLOG {
+        got += next_block(&mut br).await.data.len();
+    }
+    assert_eq!(got, BACKLOG, "bob got more than alice sent");
+    let _aw = within(sender).await.expect("alice's sender");
+    who_until(
+        &alice,
+        &a_seat,
+        "the figures recover after the stall",
+        |who| {
+            let (a, b) = (figures_of(who, &alice.jid), figures_of(who, &bob.jid));
+            a[0] > 0.0 && b[0] > 0.0
+        },
+    )
+    .await;
 }
 
 /// One iq to the bare component JID; returns the raw answer.
