@@ -34,6 +34,7 @@
 //! - [`client`]: the client library (XMPP c2s client and DSPS session helpers).
 #![forbid(unsafe_code)]
 
+pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;

@@ -5,4 +5,5 @@ pub mod dispatch;
 pub mod gate;
 pub mod listener;
 pub mod plane;
+pub mod tls;
 pub mod traffic;
