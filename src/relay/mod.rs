@@ -5,5 +5,6 @@ pub mod dispatch;
 pub mod gate;
 pub mod listener;
 pub mod plane;
+pub mod preamble;
 pub mod tls;
 pub mod traffic;
