@@ -13,6 +13,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -24,6 +25,12 @@ use crate::proto::handshake::{parse_first_line, FirstLine};
 use crate::proto::http_preamble::{
     PreambleDecoder, MAX_PREAMBLE, OK_RESPONSE, UNAUTHORIZED_RESPONSE,
 };
+
+/// After a 401, how long we keep reading (and dropping) what the client still
+/// sends, so the close does not reset the connection under the reply.
+pub const LINGER_TIME: Duration = Duration::from_secs(1);
+/// After a 401, the most bytes read and dropped that way.
+pub const LINGER_BYTES: usize = 64 * 1024;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +126,20 @@ async fn http_request(tcp: &mut TcpStream, buf: &mut BytesMut) -> Result<(), Str
             // Best effort: the peer may be gone already.
             let _ = tcp.write_all(UNAUTHORIZED_RESPONSE.as_bytes()).await;
             let _ = tcp.shutdown().await;
+            // Lingering close: closing a socket with unread input sends a reset,
+            // which can destroy the 401 before the client reads it. Read what is
+            // still coming (bounded) so the client sees the reply, then EOF.
+            let linger = async {
+                let mut sink = [0u8; 4096];
+                let mut left = LINGER_BYTES;
+                while left > 0 {
+                    match tcp.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => left = left.saturating_sub(n),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER_TIME, linger).await;
             Err(format!("{e}; answered HTTP 401"))
         }
     }
