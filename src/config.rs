@@ -19,6 +19,10 @@
 //! max_connections = 10000       # relay connections open at once
 //! max_connections_per_ip = 64   # of those, from one source address (IPv6: one /64)
 //! max_pending_per_ip = 16       # of those, still in their handshake
+//! allow_targets = ["dsps2.example.org", "127.0.0.1"]  # where relay chains may dial:
+//!                               # domains, *.domains, IPs, CIDRs (default none: chains off)
+//! [relay.targets]               # optional pins: the address a relay dials for a domain
+//! "dsps2.example.org" = "192.0.2.7:5290"
 //! [http]                        # optional: HTTP preamble listener (PROFILE 3)
 //! listen = "0.0.0.0:80"
 //! [tls]                         # optional: starttls on the relay port
@@ -47,6 +51,7 @@
 //! PROFILE 3, 7, 12, 13, 22. Every error is one line that names the key at fault, because the
 //! operator reads it in a terminal or a journal, not in a debugger.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -54,6 +59,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::core::relay_policy::{Pin, RelayPolicy, TargetRule};
 
 /// The relay port the XEP names ("starts listening on port 5290").
 pub const DEFAULT_RELAY_PORT: u16 = 5290;
@@ -245,6 +252,9 @@ pub struct RelayConfig {
     /// from one address cannot hold the relay port for everyone until the handshake
     /// timeout.
     pub max_pending_per_ip: usize,
+    /// Where relay chains may dial (`allow_targets`, `[relay.targets]`); empty by
+    /// default, which turns relay chains off (PROFILE 23).
+    pub policy: RelayPolicy,
 }
 
 /// `[http]`: a second listener whose connections start with an HTTP request (PROFILE 3).
@@ -460,6 +470,8 @@ struct RawRelay {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     max_pending_per_ip: Option<usize>,
+    allow_targets: Option<Vec<String>>,
+    targets: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -589,6 +601,24 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         r.max_pending_per_ip.unwrap_or(DEFAULT_MAX_PENDING_PER_IP),
         "relay.max_pending_per_ip",
     )?;
+    let mut rules = Vec::new();
+    for (i, rule) in r.allow_targets.unwrap_or_default().iter().enumerate() {
+        rules.push(
+            TargetRule::parse(rule)
+                .map_err(|e| ConfigError::invalid(&format!("relay.allow_targets[{i}]"), e))?,
+        );
+    }
+    let mut pins = BTreeMap::new();
+    for (domain, addr) in r.targets.unwrap_or_default() {
+        let key = format!("relay.targets.{domain:?}");
+        if TargetRule::parse(&domain).map_or(true, |r| !matches!(r, TargetRule::Domain(_))) {
+            return Err(ConfigError::invalid(&key, "the key must be a domain"));
+        }
+        pins.insert(
+            domain,
+            Pin::parse(&addr).map_err(|e| ConfigError::invalid(&key, e))?,
+        );
+    }
     let relay = RelayConfig {
         listen,
         host,
@@ -598,6 +628,7 @@ fn resolve(raw: RawConfig) -> Result<Config, ConfigError> {
         max_connections,
         max_connections_per_ip,
         max_pending_per_ip,
+        policy: RelayPolicy::new(rules, pins),
     };
 
     let http = match raw.http {
@@ -910,6 +941,49 @@ listen = "[::]:6000"
                 message
             }
         }
+    }
+
+    #[test]
+    fn relay_targets_are_off_by_default_and_read_when_given() {
+        let config = Config::parse(MINIMAL).unwrap();
+        assert!(!config.relay.policy.enabled());
+        let text = format!(
+            "{MINIMAL}allow_targets = [\"dsps2.example.org\", \"127.0.0.1\", \"10.0.0.0/8\"]\n\
+             [relay.targets]\n\"dsps2.example.org\" = \"192.0.2.7:5290\"\n"
+        );
+        let config = Config::parse(&text).unwrap();
+        let expected = RelayPolicy::new(
+            vec![
+                TargetRule::Domain("dsps2.example.org".into()),
+                TargetRule::parse("127.0.0.1").unwrap(),
+                TargetRule::parse("10.0.0.0/8").unwrap(),
+            ],
+            [(
+                "dsps2.example.org".to_string(),
+                Pin::parse("192.0.2.7:5290").unwrap(),
+            )]
+            .into(),
+        );
+        assert_eq!(config.relay.policy, expected);
+    }
+
+    #[test]
+    fn bad_relay_targets_are_named() {
+        let m = err(&format!(
+            "{MINIMAL}allow_targets = [\"ok.org\", \"not a name\"]\n"
+        ));
+        assert!(m.starts_with("relay.allow_targets[1]: "), "{m}");
+        let m = err(&format!(
+            "{MINIMAL}[relay.targets]\n\"dsps2.example.org\" = \"192.0.2.7\"\n"
+        ));
+        assert!(
+            m.starts_with("relay.targets.\"dsps2.example.org\": "),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{MINIMAL}[relay.targets]\n\"10.0.0.1\" = \"10.0.0.1:1\"\n"
+        ));
+        assert!(m.contains("must be a domain"), "{m}");
     }
 
     #[test]

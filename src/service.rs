@@ -35,6 +35,7 @@ use crate::proto::outbound;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener::{self, Transports};
+use crate::relay::outbound::Dialer;
 use crate::relay::tls::{self, TlsError};
 use crate::xmpp::link::{self, LinkConfig};
 use crate::xmpp::reader::ReaderLimits;
@@ -298,6 +299,12 @@ pub async fn run_with_link(
         info!("starttls enabled (TLS 1.3 and 1.2)");
     }
     let bound_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let dialer = Dialer::new(
+        relay_settings.clone(),
+        Arc::new(config.relay.policy.clone()),
+        ev_tx.clone(),
+        drain_rx.clone(),
+    );
     let relay = tokio::spawn(listener::serve(
         listener,
         http,
@@ -322,8 +329,9 @@ pub async fn run_with_link(
         show_os: config.component.version_os,
         limits: config.limits,
         max_stanza_size: config.component.max_stanza_size,
+        relay_policy: config.relay.policy.clone(),
     });
-    let mut relays = RelayDispatch::new(window);
+    let mut relays = RelayDispatch::new(window).with_dialer(dialer);
     let mut drain: Option<Drain> = None;
     let max_stanza_size = config.component.max_stanza_size;
     let mut replies = reply_budget_of(&config);
@@ -369,6 +377,8 @@ pub async fn run_with_link(
                     Input::RelayHello { conn, hello }
                 }
                 Event::Key { conn, key } => Input::RelayKey { conn, key },
+                Event::Dialed { conn, target, key1 } => Input::RelayDialed { conn, target, key1 },
+                Event::Unreachable { conn, why } => Input::RelayUnreachable { conn, why },
                 Event::Closed { conn } => {
                     stanzas = relays.closed(conn);
                     Input::RelayClosed { conn }

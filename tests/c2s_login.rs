@@ -136,7 +136,7 @@ async fn two_fixtures_run_side_by_side() {
 }
 
 #[tokio::test]
-async fn refused_connection_is_a_connect_error() {
+async fn refused_connection_is_an_unreachable_error() {
     // A port that was free a moment ago; nothing listens on it now.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -148,7 +148,7 @@ async fn refused_connection_is_a_connect_error() {
     ))
     .await;
     assert!(
-        matches!(result, Err(C2sError::Connect(_))),
+        matches!(&result, Err(C2sError::Unreachable(why)) if why.contains(&addr.to_string())),
         "{:?}",
         result.err()
     );

@@ -393,6 +393,7 @@ proptest! {
         round_trip!(CreateResult, CreateResult {
             wait, host: host.clone(), port, minthroughput: minthroughput.clone(),
             protocol: protocol.clone(), features: feats.clone(),
+            public: (port % 2 == 0).then(|| host.clone()),
         });
         round_trip!(Invitation, Invitation {
             role, expire: wait, inviters: inviters.clone(), comments: comments.clone(),

@@ -1,7 +1,9 @@
 //! A small XMPP client-to-server (c2s) session for applications that talk to a DSPS, and
 //! for our integration tests.
 //!
-//! It logs in (SASL SCRAM-SHA-1 or PLAIN, no TLS), binds a resource and then offers three
+//! It finds the server (SRV, or an explicit address), starts TLS (STARTTLS, unless the
+//! caller asked for a plaintext session on a trusted network), logs in (SASL
+//! SCRAM-SHA-256, SCRAM-SHA-1, or PLAIN inside TLS), binds a resource and then offers three
 //! things: send a stanza, send an iq and wait for its answer, and receive everything else
 //! through [`Incoming`]. It does not send presence: Prosody delivers iqs and messages to a
 //! bound full JID without it. It does not reconnect; after [`C2sError::Closed`] build a
@@ -13,6 +15,8 @@
 mod auth;
 mod driver;
 mod login;
+pub mod resolve;
+pub mod socket;
 mod stanza;
 
 use std::fmt;
@@ -54,6 +58,11 @@ const INCOMING_QUEUE: usize = 256;
 pub enum C2sError {
     /// The TCP connection or the stream setup failed at the I/O level.
     Connect(io::Error),
+    /// No server for the domain could be reached (lookup or connect).
+    Unreachable(String),
+    /// TLS could not be set up: no STARTTLS offered, an untrusted certificate, a
+    /// failed handshake.
+    Tls(String),
     /// SASL failed: wrong credentials, no common mechanism, or an unverifiable server.
     Auth(String),
     /// The server did not bind the requested resource.
@@ -70,6 +79,8 @@ impl fmt::Display for C2sError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             C2sError::Connect(e) => write!(f, "c2s connection failed: {e}"),
+            C2sError::Unreachable(why) => write!(f, "server unreachable: {why}"),
+            C2sError::Tls(why) => write!(f, "TLS: {why}"),
             C2sError::Auth(reason) => write!(f, "c2s authentication failed: {reason}"),
             C2sError::Bind => write!(f, "c2s resource binding failed"),
             C2sError::Timeout => write!(f, "c2s operation timed out"),
@@ -107,18 +118,65 @@ pub struct Incoming {
     rx: mpsc::Receiver<Element>,
 }
 
+/// How the link to the server is secured.
+#[derive(Clone)]
+pub enum Security {
+    /// STARTTLS is required, and the server's certificate is checked with this
+    /// config (see `client::tls` for the system roots, a private CA, or no check).
+    Tls(Arc<rustls::ClientConfig>),
+    /// No TLS at all: for a server on loopback or a trusted network. SASL PLAIN is
+    /// then refused, so the password still never crosses the link.
+    Plaintext,
+}
+
+impl fmt::Debug for Security {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Security::Tls(_) => "Tls",
+            Security::Plaintext => "Plaintext",
+        })
+    }
+}
+
+/// Where and how [`XmppClient::connect_with`] logs in.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `host:port` to connect to; `None`: the domain's `_xmpp-client._tcp` SRV
+    /// records, or the domain on 5222 (RFC 6120 §3.2).
+    pub server: Option<String>,
+    /// TLS or not.
+    pub security: Security,
+}
+
 impl XmppClient {
-    /// Connects to `server` ("ip:port" or "host:port"), logs in as `jid`
-    /// ("user@domain/resource"; resource required), binds. Bounded by [`LOGIN_TIMEOUT`].
+    /// Logs in without TLS to `server` ("ip:port" or "host:port") as `jid`
+    /// ("user@domain/resource"; resource required), binds. Bounded by
+    /// [`LOGIN_TIMEOUT`]. For loopback servers and tests; see
+    /// [`XmppClient::connect_with`].
     pub async fn connect(
         server: &str,
         jid: &str,
         password: &str,
     ) -> Result<(XmppClient, Incoming), C2sError> {
+        let opts = ConnectOptions {
+            server: Some(server.to_string()),
+            security: Security::Plaintext,
+        };
+        XmppClient::connect_with(jid, password, &opts).await
+    }
+
+    /// Finds the server, secures the link and logs in as `opts` says, as `jid`
+    /// ("user@domain/resource"; resource required), binds. Bounded by
+    /// [`LOGIN_TIMEOUT`].
+    pub async fn connect_with(
+        jid: &str,
+        password: &str,
+        opts: &ConnectOptions,
+    ) -> Result<(XmppClient, Incoming), C2sError> {
         let requested = FullJid::new(jid)
             .map_err(|e| C2sError::Protocol(format!("{jid:?} is not a full JID: {e}")))?;
         let ids = Arc::new(IdGen::new());
-        let login = login::login(server, &requested, password, &ids);
+        let login = login::login(opts, &requested, password, &ids);
         let (stream, bound) = timeout(LOGIN_TIMEOUT, login)
             .await
             .map_err(|_| C2sError::Timeout)??;

@@ -125,8 +125,22 @@ pub enum DspsEvent {
         /// The report.
         report: AdminReport,
     },
+    /// A DSPS we asked to relay us holds the far DSPS's KEY1 and wants KEY2 for it
+    /// (XEP "DSPS relay setup"); answer with [`DspsClient::relay_key_exchange`].
+    RelayKey(RelayKeyRequest),
     /// Any other stanza.
     Other(Element),
+}
+
+/// A relay key request as received.
+#[derive(Debug, Clone)]
+pub struct RelayKeyRequest {
+    /// The `create` get itself (answered with KEY2).
+    pub iq: Element,
+    /// Our peer resource on the relaying DSPS that sent it.
+    pub from: String,
+    /// The far DSPS's KEY1.
+    pub key1: String,
 }
 
 /// DSPS events from an XMPP client's incoming stanzas. Pushes are acknowledged
@@ -160,6 +174,20 @@ impl DspsEvents {
     pub async fn wait_for_seat(&mut self, timeout: Duration) -> Result<Seat, ClientError> {
         self.wait_for(timeout, "waiting for the create message", |e| match e {
             DspsEvent::Waiting(seat) => ControlFlow::Break(seat),
+            other => ControlFlow::Continue(other),
+        })
+        .await
+    }
+
+    /// Waits (bounded) for the relay key request from `near` (our peer resource on
+    /// the relaying DSPS), keeping other events.
+    pub async fn wait_for_relay_key(
+        &mut self,
+        near: &str,
+        timeout: Duration,
+    ) -> Result<RelayKeyRequest, ClientError> {
+        self.wait_for(timeout, "waiting for the relay key request", |e| match e {
+            DspsEvent::RelayKey(k) if k.from == near => ControlFlow::Break(k),
             other => ControlFlow::Continue(other),
         })
         .await
@@ -219,6 +247,14 @@ impl DspsEvents {
                     invitation,
                 }),
                 Err(_) => DspsEvent::Other(stanza),
+            },
+            (IqKind::Get, "create") => match query::relay_key_of(payload) {
+                Some(key1) => DspsEvent::RelayKey(RelayKeyRequest {
+                    from: iq.from.clone(),
+                    iq: stanza.clone(),
+                    key1,
+                }),
+                None => DspsEvent::Other(stanza),
             },
             (IqKind::Set, _) => {
                 // Pushes answer no request; acknowledge them (PROFILE 9).
@@ -358,6 +394,88 @@ impl DspsClient {
         self.admin(seat, &drop_peer(self.xmpp.jid()))
             .await
             .map(|_| ())
+    }
+
+    /// Asks this DSPS to relay our seat `far` (on another DSPS): creates a stream
+    /// here with `far` as its `<peer/>` (plus `more` fallbacks, tried in order),
+    /// then carries the key exchange. Returns our master seat on the new stream,
+    /// once the relay link is connected; its data is what the far stream sends us.
+    pub async fn relay(
+        &self,
+        far: &Seat,
+        more: &[query::RelayTarget],
+        events: &mut DspsEvents,
+    ) -> Result<Seat, ClientError> {
+        let mut relays = vec![query::RelayTarget {
+            jid: far.peer_jid.clone(),
+            port: Some(far.info.port),
+            host: Some(far.info.host.clone()),
+        }];
+        relays.extend(more.iter().cloned());
+        let near = self
+            .create(&CreateRequest {
+                relays,
+                ..CreateRequest::default()
+            })
+            .await?;
+        let request = events
+            .wait_for_relay_key(&near.peer_jid, REQUEST_TIMEOUT)
+            .await?;
+        self.relay_key_exchange(&request, far).await?;
+        events
+            .wait_for(
+                REQUEST_TIMEOUT,
+                "waiting for the relay to connect",
+                |e| match e {
+                    DspsEvent::Presence { peer_jid, push }
+                        if peer_jid == near.peer_jid
+                            && push.peers.iter().any(|(s, _)| s == "connect") =>
+                    {
+                        ControlFlow::Break(())
+                    }
+                    other => ControlFlow::Continue(other),
+                },
+            )
+            .await?;
+        Ok(near)
+    }
+
+    /// Reconnects the relay link of `near` (a seat [`DspsClient::relay`] returned)
+    /// after it went down, with the remembered destination.
+    pub async fn reconnect_relay(
+        &self,
+        near: &Seat,
+        far: &Seat,
+        events: &mut DspsEvents,
+    ) -> Result<(), ClientError> {
+        self.request(
+            "get",
+            &near.peer_jid,
+            Element::from(&CreateRequest::default()),
+        )
+        .await?;
+        let request = events
+            .wait_for_relay_key(&near.peer_jid, REQUEST_TIMEOUT)
+            .await?;
+        self.relay_key_exchange(&request, far).await
+    }
+
+    /// Trades the relaying DSPS's KEY1 for KEY2 with the far DSPS (our seat `far`
+    /// there) and hands KEY2 back (XEP "DSPS relay setup").
+    pub async fn relay_key_exchange(
+        &self,
+        request: &RelayKeyRequest,
+        far: &Seat,
+    ) -> Result<(), ClientError> {
+        let iq = self
+            .request("get", &far.peer_jid, query::auth(&request.key1))
+            .await?;
+        let key2 = query::auth_key(payload(&iq)?)
+            .ok_or_else(|| ClientError::Protocol("auth result without a key".into()))?;
+        self.xmpp
+            .reply_result(&request.iq, Some(query::relay_key(&key2)))
+            .await?;
+        Ok(())
     }
 
     /// Lists the stream's peers we may see.

@@ -3,6 +3,7 @@ pub mod admission;
 pub mod ids;
 pub mod info;
 pub mod registry;
+pub mod relay_policy;
 pub mod reply_budget;
 pub mod throughput;
 pub mod timers;

@@ -330,6 +330,19 @@ pub fn auth_key(e: &Element) -> Option<String> {
         .then(|| e.text().trim().to_string())
 }
 
+/// The relay key exchange (XEP "DSPS relay setup"): a `create` query whose body is
+/// a key, in the DSPS's get (the far DSPS's KEY1) and the client's result (KEY2).
+pub fn relay_key(key: &str) -> Element {
+    query("create").append(key).build()
+}
+
+/// Reads the key out of a relay key exchange's `create` query.
+pub fn relay_key_of(e: &Element) -> Option<String> {
+    (e.is("query", NS_DSPS) && get_attr(e, "type") == Some("create"))
+        .then(|| e.text().trim().to_string())
+        .filter(|k| !k.is_empty())
+}
+
 /// Renders an empty query of `kind` (who, stats).
 pub fn empty(kind: &str) -> Element {
     query(kind).build()
@@ -386,6 +399,11 @@ pub struct CreateResult {
     pub protocol: String,
     /// Enabled connection options.
     pub features: Vec<Feature>,
+    /// The stream's public JID, in the creator's result of a create with
+    /// `maxpublic` (our extension, ignored by other clients: the XEP names it only
+    /// in the bare-JID `stats` listing, where a creator cannot tell its stream from
+    /// others).
+    pub public: Option<String>,
 }
 
 impl From<&CreateResult> for Element {
@@ -396,6 +414,9 @@ impl From<&CreateResult> for Element {
         b = attr(b, "port", c.port.to_string());
         b = attr(b, "minthroughput", c.minthroughput.as_str());
         b = attr(b, "protocol", c.protocol.as_str());
+        if let Some(p) = &c.public {
+            b = attr(b, "public", p.as_str());
+        }
         b.append_all(feature_elements(&c.features)).build()
     }
 }
@@ -415,6 +436,7 @@ impl TryFrom<&Element> for CreateResult {
             minthroughput: get_attr(e, "minthroughput").unwrap_or("0").to_string(),
             protocol: get_attr(e, "protocol").unwrap_or("").to_string(),
             features: features_of(e),
+            public: get_attr(e, "public").map(str::to_string),
         })
     }
 }

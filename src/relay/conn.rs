@@ -62,6 +62,22 @@ pub enum Event {
         /// The line.
         key: String,
     },
+    /// Our outbound relay reached `target` and read its KEY1.
+    Dialed {
+        /// The connection.
+        conn: ConnId,
+        /// Which target answered.
+        target: usize,
+        /// The far DSPS's KEY1.
+        key1: String,
+    },
+    /// Our outbound relay reached none of its targets; `Closed` follows.
+    Unreachable {
+        /// The connection.
+        conn: ConnId,
+        /// What went wrong with the last one.
+        why: String,
+    },
     /// The connection is over.
     Closed {
         /// The connection.
@@ -100,6 +116,8 @@ pub struct Attached {
     pub traffic: TrafficSlot,
     /// The stream's minthroughput in bytes/s (0 = none).
     pub min_rate: u64,
+    /// Our own link to another DSPS: read framed blocks, write raw data.
+    pub outbound: bool,
 }
 
 /// Runs one accepted connection to its end, then reports `Closed`. `entry` is the

@@ -29,7 +29,7 @@ use super::plane::{routes_to, Members};
 use super::traffic::TrafficRecorder;
 use crate::core::registry::ConnId;
 use crate::core::throughput::BusyRate;
-use crate::proto::block::{write_header, MAX_HEADER_LEN};
+use crate::proto::block::{write_header, BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
 use crate::proto::query::Role;
 
 /// How long a peer that dropped itself may keep sending before it is closed.
@@ -71,6 +71,7 @@ where
         members,
         traffic,
         min_rate,
+        outbound,
     } = a;
     let rx_meter = TrafficRecorder::new(traffic.clone(), true);
     let tx_meter = TrafficRecorder::new(traffic, false);
@@ -81,15 +82,26 @@ where
         service: drain,
         own: stop_rx,
     };
-    let reader = read_blocks(
-        conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
-    );
+    let reader = async {
+        if outbound {
+            read_relayed(
+                conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
+            )
+            .await
+        } else {
+            read_blocks(
+                conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
+            )
+            .await
+        }
+    };
     tokio::pin!(reader);
     let mut finish = false;
     let mut reading = true;
     let end = {
         let writer = write_blocks(
             wr,
+            outbound,
             queue,
             control,
             tx_meter,
@@ -229,15 +241,104 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         let block = block.freeze();
         // Waiting for the peer to send is idle time, not transfer time.
         meter.record(n, Instant::now(), n < settings.block_size);
-        if members.has_changed().unwrap_or(false) {
-            view = members.borrow_and_update().clone();
+        fan_out(conn, role, block, &mut members, &mut view).await;
+    }
+}
+
+/// Hands `block` to every member of the stream that `role`'s data goes to,
+/// awaiting room in each queue (the back-pressure).
+async fn fan_out(
+    conn: ConnId,
+    role: Role,
+    block: Bytes,
+    members: &mut watch::Receiver<Members>,
+    view: &mut Members,
+) {
+    if members.has_changed().unwrap_or(false) {
+        *view = members.borrow_and_update().clone();
+    }
+    for m in view.iter() {
+        if m.conn != conn && routes_to(role, m.role) {
+            // An error means that recipient is gone; the others still get it.
+            let _ = m.queue.send(block.clone()).await;
         }
-        for m in view.iter() {
-            if m.conn != conn && routes_to(role, m.role) {
-                // An error means that recipient is gone; the others still get it.
-                let _ = m.queue.send(block.clone()).await;
+    }
+}
+
+/// Largest block a far DSPS may send us on a relay link: the largest any DSPS of
+/// ours frames (`relay.block_size` at most), with the longest id.
+const MAX_RELAYED_BLOCK: u64 = (crate::config::MAX_BLOCK_SIZE + MAX_ID_LEN + 1) as u64;
+
+/// The reader of our own relay link (PROFILE 23): the far DSPS sends framed
+/// blocks; their data is framed again with this link's id before it is fanned
+/// out, so ids always name the sender as our stream knows it.
+#[allow(clippy::too_many_arguments)]
+async fn read_relayed<R: AsyncRead + Unpin>(
+    conn: ConnId,
+    mut rd: R,
+    leftover: BytesMut,
+    peer_id: &str,
+    role: Role,
+    mut members: watch::Receiver<Members>,
+    mut meter: TrafficRecorder,
+    settings: &RelaySettings,
+    activity: &ReadActivity,
+    mut stop: Stop,
+) -> ReadEnd {
+    let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
+    let mut inbuf = leftover;
+    let mut view = members.borrow_and_update().clone();
+    loop {
+        loop {
+            let block = match decoder.decode(&mut inbuf) {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    return ReadEnd::Ended(format!("the far DSPS sent a malformed block: {e}"))
+                }
+            };
+            for chunk in block.data.chunks(settings.block_size) {
+                let mut framed = BytesMut::with_capacity(MAX_HEADER_LEN + chunk.len());
+                framed.put_bytes(0, MAX_HEADER_LEN);
+                framed.extend_from_slice(chunk);
+                let gap: &mut [u8; MAX_HEADER_LEN] = (&mut framed[..MAX_HEADER_LEN])
+                    .try_into()
+                    .expect("the block starts with exactly MAX_HEADER_LEN reserved bytes");
+                let h = write_header(peer_id, chunk.len(), gap)
+                    .expect("peer ids are short decimal strings, within MAX_ID_LEN");
+                framed.advance(MAX_HEADER_LEN - h);
+                meter.record(chunk.len(), Instant::now(), false);
+                fan_out(conn, role, framed.freeze(), &mut members, &mut view).await;
             }
         }
+        inbuf.reserve(MAX_HEADER_LEN + settings.block_size);
+        activity.waiting.store(true, Ordering::Relaxed);
+        let r = tokio::select! {
+            biased;
+            _ = stop.wait() => return ReadEnd::Stopped,
+            r = rd.read_buf(&mut inbuf) => r,
+        };
+        activity.waiting.store(false, Ordering::Relaxed);
+        activity.reads.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(0) => return ReadEnd::Ended("the far DSPS closed the link".into()),
+            Ok(_) => {}
+            Err(e) => return ReadEnd::Ended(format!("read failed: {e}")),
+        }
+    }
+}
+
+/// What a raw writer sends of one of our blocks: its data, without the header.
+fn payload_of(block: Bytes) -> Bytes {
+    let head = &block[..block.len().min(MAX_HEADER_LEN)];
+    let mut newlines = head
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i);
+    match (newlines.next(), newlines.next()) {
+        (Some(_), Some(end)) => block.slice(end + 1..),
+        _ => block,
     }
 }
 
@@ -262,9 +363,12 @@ fn command(c: Option<Control>) -> Option<Command> {
 
 /// Writes this peer's queue to its socket until told to close, drain or finish
 /// (`finish` is then set: the caller keeps reading). A drain tells this
-/// connection's reader to stop (`stop_reading`).
+/// connection's reader to stop (`stop_reading`). `raw`: write the blocks' data
+/// without their headers (our own relay link to another DSPS).
+#[allow(clippy::too_many_arguments)]
 async fn write_blocks<W: AsyncWrite + Unpin>(
     mut wr: W,
+    raw: bool,
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
     mut meter: TrafficRecorder,
@@ -288,6 +392,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 None => continue,
             },
             b = queue.recv() => match b {
+                Some(b) if raw => payload_of(b),
                 Some(b) => b,
                 None => return "queue closed".into(),
             },
@@ -332,6 +437,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     // `None` means every block read for this peer has been written.
     let drain = async {
         while let Some(b) = queue.recv().await {
+            let b = if raw { payload_of(b) } else { b };
             let started = Instant::now();
             wr.write_all(&b).await?;
             meter.record(b.len(), started, false);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::conn::{Attached, Control};
+use super::outbound::Dialer;
 use super::plane::Plane;
 use crate::core::registry::{Action, ConnId, StreamId};
 
@@ -26,9 +27,11 @@ pub struct RelayDispatch {
     /// Peers that dropped themselves and are still forwarding, per stream.
     finishing: HashMap<StreamId, HashSet<ConnId>>,
     /// Drains held back until the stream's finishing peers are done.
-    deferred: HashMap<StreamId, Vec<(ConnId, Element)>>,
+    deferred: HashMap<StreamId, Vec<(ConnId, Option<Element>)>>,
     /// Drop notices to send when a draining connection has closed.
     notices: HashMap<ConnId, Element>,
+    /// Starts the relay links we dial (none in unit tests).
+    dialer: Option<Dialer>,
 }
 
 impl RelayDispatch {
@@ -41,7 +44,14 @@ impl RelayDispatch {
             finishing: HashMap::new(),
             deferred: HashMap::new(),
             notices: HashMap::new(),
+            dialer: None,
         }
+    }
+
+    /// Relay links (`Action::RelayDial`) are started with `dialer`.
+    pub fn with_dialer(mut self, dialer: Dialer) -> Self {
+        self.dialer = Some(dialer);
+        self
     }
 
     /// A connection said hello: from now on it can be commanded.
@@ -90,7 +100,7 @@ impl RelayDispatch {
         self.finishing.clear();
         let mut out: Vec<Element> = self.notices.drain().map(|(_, n)| n).collect();
         for (_, held) in self.deferred.drain() {
-            out.extend(held.into_iter().map(|(_, n)| n));
+            out.extend(held.into_iter().filter_map(|(_, n)| n));
         }
         out
     }
@@ -103,14 +113,16 @@ impl RelayDispatch {
     }
 
     /// Starts a drain; returns the notice at once if the connection is already gone.
-    fn drain(&mut self, conn: ConnId, notice: Element) -> Option<Element> {
+    fn drain(&mut self, conn: ConnId, notice: Option<Element>) -> Option<Element> {
         self.plane.leave(conn);
         if self.controls.contains_key(&conn) {
             self.tell(conn, Control::Drain);
-            self.notices.insert(conn, notice);
+            if let Some(n) = notice {
+                self.notices.insert(conn, n);
+            }
             None
         } else {
-            Some(notice)
+            notice
         }
     }
 
@@ -119,6 +131,20 @@ impl RelayDispatch {
     pub fn apply(&mut self, action: Action) -> Vec<Element> {
         match action {
             Action::Send(e) => vec![e],
+            Action::RelayDial {
+                conn,
+                client,
+                targets,
+            } => {
+                match &self.dialer {
+                    Some(d) => {
+                        let control = d.dial(conn, client, targets);
+                        self.controls.insert(conn, control);
+                    }
+                    None => tracing::warn!(conn, "no dialer: relay link not started"),
+                }
+                vec![]
+            }
             Action::RelayWrite { conn, line } => {
                 self.tell(conn, Control::WriteLine(line));
                 vec![]
@@ -143,6 +169,7 @@ impl RelayDispatch {
                         members,
                         traffic: attach.traffic,
                         min_rate: attach.min_rate,
+                        outbound: attach.outbound,
                     }),
                 );
                 vec![]
@@ -214,6 +241,7 @@ mod tests {
                 role,
                 traffic: TrafficSlot::default(),
                 min_rate: 0,
+                outbound: false,
             },
         });
         rx
@@ -237,7 +265,7 @@ mod tests {
         assert!(matches!(last(&mut master), Some(Control::Finish)));
         let out = d.apply(Action::RelayDrain {
             conn: 2,
-            notice: notice("slave"),
+            notice: Some(notice("slave")),
         });
         assert!(out.is_empty());
         assert!(d.apply(Action::StreamGone { stream: 7 }).is_empty());
@@ -267,7 +295,7 @@ mod tests {
         d.apply(Action::RelayFinish { conn: 1 });
         d.apply(Action::RelayDrain {
             conn: 2,
-            notice: notice("slave"),
+            notice: Some(notice("slave")),
         });
         assert!(!d.is_idle());
         let mut out: Vec<_> = d
@@ -295,7 +323,7 @@ mod tests {
         assert!(d
             .apply(Action::RelayDrain {
                 conn: 2,
-                notice: notice("slave"),
+                notice: Some(notice("slave")),
             })
             .is_empty());
         assert!(matches!(last(&mut slave), Some(Control::Drain)));

@@ -4,6 +4,7 @@ pub mod data;
 pub mod dispatch;
 pub mod gate;
 pub mod listener;
+pub mod outbound;
 pub mod plane;
 pub mod preamble;
 pub mod tls;

@@ -159,4 +159,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmlConn<S> {
     pub fn into_inner(self) -> S {
         self.io
     }
+
+    /// The transport, to look at.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
 }

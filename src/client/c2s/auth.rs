@@ -1,9 +1,10 @@
 //! SASL authentication for the c2s client (RFC 6120 §6): pick a mechanism from the
 //! server's offer, run the challenge/response exchange, check the outcome.
 //!
-//! SCRAM-SHA-1 is preferred over PLAIN whenever the server offers it: the password then
-//! never crosses the (unencrypted, in our tests) link. Both come from the `sasl` crate.
-//! Channel binding is not used because this client never runs TLS.
+//! SCRAM-SHA-256, then SCRAM-SHA-1, then PLAIN: with SCRAM the password never crosses
+//! the link and a server that does not know it cannot fake a success. PLAIN sends the
+//! password itself, so it is used only inside TLS. All three come from the `sasl`
+//! crate. Channel binding is not used (the `-PLUS` variants are not offered by us).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ use minidom::rxml::xml_ncname;
 use minidom::Element;
 use sasl::client::mechanisms::{Plain, Scram};
 use sasl::client::Mechanism;
-use sasl::common::scram::Sha1;
+use sasl::common::scram::{Sha1, Sha256};
 use sasl::common::ChannelBinding;
 
 use super::login::{read_element, Stream};
@@ -25,19 +26,33 @@ const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 /// A boxed client mechanism; boxed so SCRAM and PLAIN share one code path.
 type BoxedMechanism = Box<dyn Mechanism + Send>;
 
-/// Picks the best mechanism we support from `offered`: SCRAM-SHA-1, then PLAIN.
+/// Picks the best mechanism we support from `offered`: SCRAM-SHA-256, SCRAM-SHA-1,
+/// then PLAIN if the stream is encrypted (`tls`).
 pub(super) fn choose_mechanism(
     offered: &BTreeSet<String>,
     username: &str,
     password: &str,
+    tls: bool,
 ) -> Result<BoxedMechanism, C2sError> {
+    if offered.contains("SCRAM-SHA-256") {
+        let scram = Scram::<Sha256>::new(username, password, ChannelBinding::None)
+            .map_err(|e| C2sError::Auth(format!("SCRAM-SHA-256 setup failed: {e:?}")))?;
+        return Ok(Box::new(scram));
+    }
     if offered.contains("SCRAM-SHA-1") {
         let scram = Scram::<Sha1>::new(username, password, ChannelBinding::None)
             .map_err(|e| C2sError::Auth(format!("SCRAM-SHA-1 setup failed: {e:?}")))?;
         return Ok(Box::new(scram));
     }
-    if offered.contains("PLAIN") {
+    if offered.contains("PLAIN") && tls {
         return Ok(Box::new(Plain::new(username, password)));
+    }
+    if offered.contains("PLAIN") {
+        return Err(C2sError::Auth(
+            "the server offers only PLAIN, which would send the password unencrypted; \
+             log in over TLS"
+                .into(),
+        ));
     }
     Err(C2sError::Auth(format!(
         "no supported SASL mechanism offered (server offers {offered:?})"
@@ -51,7 +66,8 @@ pub(super) async fn authenticate(
     username: &str,
     password: &str,
 ) -> Result<(), C2sError> {
-    let mut mechanism = choose_mechanism(offered, username, password)?;
+    let tls = stream.get_ref().is_tls();
+    let mut mechanism = choose_mechanism(offered, username, password, tls)?;
     let auth = Element::builder("auth", NS_SASL)
         .attr(xml_ncname!("mechanism").into(), mechanism.name())
         .append(encode(&mechanism.initial()))
@@ -129,16 +145,33 @@ mod tests {
 
     #[test]
     fn scram_is_preferred_over_plain() {
-        let mut mech = choose_mechanism(&offer(&["PLAIN", "SCRAM-SHA-1"]), "alice", "pw")
+        let mut mech = choose_mechanism(&offer(&["PLAIN", "SCRAM-SHA-1"]), "alice", "pw", true)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mech.name(), "SCRAM-SHA-1");
         assert!(mech.initial().starts_with(b"n,,n=alice,r="));
+        let mech = choose_mechanism(
+            &offer(&["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]),
+            "alice",
+            "pw",
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mech.name(), "SCRAM-SHA-256");
+    }
+
+    #[test]
+    fn plain_is_used_only_inside_tls() {
+        let err = choose_mechanism(&offer(&["PLAIN"]), "alice", "pw", false).err();
+        assert!(
+            matches!(&err, Some(C2sError::Auth(why)) if why.contains("unencrypted")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn plain_payload_is_nul_user_nul_password() {
-        let mut mech =
-            choose_mechanism(&offer(&["PLAIN"]), "alice", "pw").unwrap_or_else(|e| panic!("{e}"));
+        let mut mech = choose_mechanism(&offer(&["PLAIN"]), "alice", "pw", true)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(mech.name(), "PLAIN");
         assert_eq!(mech.initial(), b"\0alice\0pw");
         assert_eq!(encode(&mech.initial()), "AGFsaWNlAHB3");
@@ -146,7 +179,7 @@ mod tests {
 
     #[test]
     fn unknown_mechanisms_are_an_auth_error() {
-        let err = choose_mechanism(&offer(&["DIGEST-MD5"]), "alice", "pw").err();
+        let err = choose_mechanism(&offer(&["DIGEST-MD5"]), "alice", "pw", true).err();
         assert!(matches!(err, Some(C2sError::Auth(_))));
     }
 

@@ -1,35 +1,44 @@
-//! Stream setup for the c2s client: TCP connect, stream header, SASL, stream restart,
-//! resource binding and (only when the server insists) the legacy session request.
+//! Stream setup for the c2s client: find the server (SRV, RFC 6120 §3.2), TCP connect,
+//! stream header, STARTTLS (RFC 6120 §5), SASL, stream restart, resource binding and
+//! (only when the server insists) the legacy session request.
 //!
 //! Built on the crate's own [`XmlConn`] with plain `minidom::Element` items, so what
 //! any user sends this client is read within the same bounds as on the component
 //! link (deep or huge stanzas are skipped, never built). The crate no longer depends
 //! on tokio-xmpp, so its `component` feature no longer switches xmpp-parsers' default
-//! namespace for the build (notes/xmpp-component.md §7). No STARTTLS: the client is meant for
-//! loopback servers and tests.
+//! namespace for the build (notes/xmpp-component.md §7). TLS is rustls (ring) via
+//! tokio-rustls, checked against the account's domain (RFC 6125), with the trust the
+//! caller chose ([`super::Security`]).
+
+use std::sync::Arc;
 
 use minidom::Element;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use xmpp_parsers::jid::FullJid;
 use xmpp_parsers::stream_features::StreamFeatures;
 
+use super::socket::Socket;
 use super::stanza::{self, IdGen, NS_CLIENT};
-use super::{auth, C2sError};
+use super::{auth, resolve, C2sError, ConnectOptions, Security};
 use crate::xmpp::reader::{Inbound, ReaderLimits};
 use crate::xmpp::stream::{header, StreamDown, XmlConn};
 
 /// The XML stream the client runs on, carrying untyped elements.
-pub(super) type Stream = XmlConn<TcpStream>;
+pub(super) type Stream = XmlConn<Socket>;
+
+/// Namespace of STARTTLS negotiation (RFC 6120 §5.4).
+const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 
 /// Namespace of resource binding (RFC 6120 §7).
 const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 /// Namespace of the legacy session feature (RFC 3921 §3, draft-cridland-xmpp-session).
 const NS_SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
 
-/// Connects to `server` and logs in as `jid`, returning the ready stream and the bound
-/// full JID. The caller bounds the whole thing with a timeout.
+/// Connects as `opts` says and logs in as `jid`, returning the ready stream and the
+/// bound full JID. The caller bounds the whole thing with a timeout.
 pub(super) async fn login(
-    server: &str,
+    opts: &ConnectOptions,
     jid: &FullJid,
     password: &str,
     ids: &IdGen,
@@ -39,19 +48,30 @@ pub(super) async fn login(
         .ok_or_else(|| C2sError::Protocol(format!("JID {jid} has no local part")))?;
     let domain = jid.domain().as_str();
 
-    let tcp = TcpStream::connect(server)
-        .await
-        .map_err(C2sError::Connect)?;
+    let tcp = dial(opts, domain).await?;
     // Requests and replies are small and back to back; Nagle plus delayed ACK would add
     // ~40 ms to every other round trip (notes/xmpp-component.md §2).
     tcp.set_nodelay(true).map_err(C2sError::Connect)?;
 
-    let mut stream = Stream::new(tcp, ReaderLimits::default());
+    let mut stream = Stream::new(Socket::Plain(tcp), ReaderLimits::default());
     stream
         .open(&header(NS_CLIENT, domain, true))
         .await
         .map_err(down)?;
-    let features = recv_features(&mut stream).await?;
+    let mut features = recv_features(&mut stream).await?;
+    if let Security::Tls(config) = &opts.security {
+        if !offers_starttls(&features) {
+            return Err(C2sError::Tls(format!(
+                "{domain} does not offer STARTTLS; refusing to log in unencrypted"
+            )));
+        }
+        stream = starttls(stream, domain, config.clone()).await?;
+        stream
+            .open(&header(NS_CLIENT, domain, true))
+            .await
+            .map_err(down)?;
+        features = recv_features(&mut stream).await?;
+    }
     auth::authenticate(
         &mut stream,
         &features.sasl_mechanisms,
@@ -74,6 +94,86 @@ pub(super) async fn login(
         session(&mut stream, ids).await?;
     }
     Ok((stream, bound))
+}
+
+/// The first server address that accepts a TCP connection: `opts.server`, or the
+/// domain's SRV records in order, or the domain on 5222.
+async fn dial(opts: &ConnectOptions, domain: &str) -> Result<TcpStream, C2sError> {
+    let candidates = match &opts.server {
+        Some(addr) => vec![(addr.clone(), None)],
+        None => resolve::candidates(domain)
+            .await
+            .map_err(|e| C2sError::Unreachable(e.to_string()))?
+            .into_iter()
+            .map(|(host, port)| (host, Some(port)))
+            .collect(),
+    };
+    let mut failures = Vec::new();
+    for (host, port) in &candidates {
+        let target = match port {
+            Some(p) => resolve::host_port(host, *p),
+            None => host.clone(),
+        };
+        match TcpStream::connect(&target).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => failures.push(format!("{target}: {e}")),
+        }
+    }
+    Err(C2sError::Unreachable(format!(
+        "no server for {domain} accepted a connection ({})",
+        failures.join("; ")
+    )))
+}
+
+fn offers_starttls(features: &StreamFeatures) -> bool {
+    features.others.iter().any(|f| f.is("starttls", NS_TLS))
+}
+
+/// RFC 6120 §5.4: `<starttls/>`, `<proceed/>`, then the TLS handshake on the same
+/// socket, with the certificate checked against the account's domain.
+async fn starttls(
+    mut stream: Stream,
+    domain: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Stream, C2sError> {
+    stream
+        .send(&Element::bare("starttls", NS_TLS))
+        .await
+        .map_err(C2sError::Connect)?;
+    let answer = read_element(&mut stream).await?;
+    if !answer.is("proceed", NS_TLS) {
+        return Err(C2sError::Tls(format!(
+            "the server answered STARTTLS with <{}/>",
+            answer.name()
+        )));
+    }
+    let Socket::Plain(tcp) = stream.into_inner() else {
+        return Err(C2sError::Protocol("STARTTLS on an encrypted stream".into()));
+    };
+    let name = ServerName::try_from(domain.to_string())
+        .map_err(|e| C2sError::Tls(format!("{domain} is not a valid TLS server name: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| C2sError::Tls(tls_failure(&e)))?;
+    Ok(Stream::new(
+        Socket::Tls(Box::new(tls)),
+        ReaderLimits::default(),
+    ))
+}
+
+/// One line for a failed TLS handshake, naming an untrusted certificate as such.
+fn tls_failure(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            format!("the server's certificate is not trusted: {why:?}")
+        }
+        Some(other) => format!("TLS handshake failed: {other}"),
+        None => format!("TLS handshake failed: {e}"),
+    }
 }
 
 /// The error for a stream that went down.

@@ -199,10 +199,16 @@ impl Registry {
         if !exact.is_empty() || resource(jid).is_some() {
             return exact;
         }
+        // A relay is known by its DSPS's domain (XEP: "the resource is not reported").
         stream
             .seats
             .values()
-            .filter(|s| bare(&s.jid).eq_ignore_ascii_case(jid))
+            .filter(|s| {
+                bare(&s.jid).eq_ignore_ascii_case(jid)
+                    || s.via
+                        .as_deref()
+                        .is_some_and(|v| v.eq_ignore_ascii_case(jid))
+            })
             .map(|s| s.id)
             .collect()
     }
@@ -402,6 +408,7 @@ impl Registry {
             SeatState::Waiting { handshake, timer } => {
                 if let Some(c) = handshake {
                     self.conns.remove(c);
+                    self.relay_keys.retain(|_, k| k != c);
                 }
                 if let Some(t) = timer {
                     self.timers.cancel(*t);

@@ -1,5 +1,5 @@
 //! New streams and new seats: `create` on the bare DSPS JID
-//! (XEP "Stream Creation/Relay", without relay chains), and giving an accepted seat
+//! (XEP "Stream Creation/Relay"; the relay part is `outbound`), and giving an accepted seat
 //! its peer resource with the "Connection waiting" reply.
 //!
 //! The limits on streams are checked here; the limit on seats is checked by the
@@ -21,14 +21,14 @@ use crate::proto::xml::to_xml;
 
 impl Registry {
     pub(super) fn create(&mut self, iq: &Iq, c: CreateRequest, now: Now, out: &mut Out) {
-        if !c.relays.is_empty() {
-            return Self::reply_error(
-                out,
-                iq,
-                DspsError::NotAllowed,
-                Some("relay chains are not supported by this DSPS"),
-            );
-        }
+        let relay = if c.relays.is_empty() {
+            None
+        } else {
+            match self.plan_relay(&c) {
+                Ok(plans) => Some(plans),
+                Err((e, text)) => return Self::reply_error(out, iq, e, Some(&text)),
+            }
+        };
         if self.draining {
             return Self::reply_error(
                 out,
@@ -115,8 +115,12 @@ impl Registry {
         self.streams.insert(sid, stream);
         let wait_ms = self.settings.wait_default_ms;
         let seat = self.add_seat(sid, &iq.from, Role::Master, false, Vec::new());
-        info!(stream = sid, creator = %iq.from, "stream created");
-        self.accept_seat(sid, seat, &iq.from, wait_ms, now, out, Some(iq));
+        info!(stream = sid, creator = %iq.from, relay = relay.is_some(), "stream created");
+        match relay {
+            // Answered once a destination has answered (or none has: 504).
+            Some(targets) => self.start_relay(sid, seat, iq, targets, out),
+            None => self.accept_seat(sid, seat, &iq.from, wait_ms, now, out, Some(iq)),
+        }
     }
 
     pub(super) fn add_seat(
@@ -150,6 +154,8 @@ impl Registry {
                     timer: None,
                 },
                 traffic: TrafficSlot::default(),
+                via: None,
+                link: None,
             },
         );
         id
@@ -174,7 +180,12 @@ impl Registry {
             self.timers
                 .add(now.mono + d, TimerKey { stream: sid, seat })
         });
-        let minthroughput = self.streams[&sid].minthroughput.clone();
+        let stream = &self.streams[&sid];
+        let minthroughput = stream.minthroughput.clone();
+        // Only the creator learns the public JID this way (see CreateResult::public).
+        let public = (request.is_some() && stream.creator == jid)
+            .then(|| stream.public_resource.as_ref().map(|r| self.peer_jid(r)))
+            .flatten();
         let s = self.seat_mut(sid, seat).expect("caller created the seat");
         s.jid = jid.to_string();
         s.resource = Some(res.clone());
@@ -190,6 +201,7 @@ impl Registry {
             minthroughput,
             protocol: PROTOCOL_VERSION.to_string(),
             features: self.settings.features.clone(),
+            public,
         };
         let from = self.peer_jid(&res);
         match request {

@@ -3,7 +3,7 @@
 //! query type to a handler in the sibling modules; what no handler takes is answered
 //! with an error (XEP "Error message format"; PROFILE 8, 11). Results and errors
 //! addressed to us are answers to our own invitations (XEP "Invitation reply") or
-//! joins of a public stream.
+//! joins of a public stream, or the creator's half of a relay key exchange.
 //!
 //! It decides only where a stanza goes, never what it changes.
 
@@ -114,12 +114,7 @@ impl Registry {
                     Ok(Request::Who) => self.who(iq, sid, seat, now, out),
                     Ok(Request::Stats) => self.stream_stats(iq, sid, seat, out),
                     Ok(Request::Admin(a)) => self.admin(iq, sid, seat, a, now, out),
-                    Ok(Request::Create(_)) => Self::reply_error(
-                        out,
-                        iq,
-                        DspsError::NotAllowed,
-                        Some("no relay credentials for this resource"),
-                    ),
+                    Ok(Request::Create(c)) => self.reconnect_relay(iq, sid, seat, &c, out),
                     Ok(Request::Acknowledge(_)) => Self::reply_error(
                         out,
                         iq,
@@ -157,6 +152,9 @@ impl Registry {
 
     /// Results and errors: answers to our invitations (the rest are acks of pushes).
     fn on_answer(&mut self, iq: &Iq, now: Now, out: &mut Out) {
+        if let Some(&conn) = self.relay_keys.get(&iq.id) {
+            return self.on_relay_key(iq, conn, now, out);
+        }
         let Some(res) = resource(&iq.to) else { return };
         if let Some(Addr::Public(sid)) = self.resources.get(res).copied() {
             // XEP "Accepting an invite" shows the join as type='result'.

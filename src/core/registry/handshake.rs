@@ -37,15 +37,22 @@ impl Registry {
                 reason: "hello names an unknown pair",
             });
         };
+        let ours = self.settings.domain.clone();
         let s = self
             .seat_mut(sid, seat)
             .expect("resource index names a live seat");
-        if s.jid != hello.client {
+        // Another DSPS relaying this seat's owner names itself (PROFILE 23); the
+        // owner still proves the attempt with the auth iq.
+        let via = if s.jid == hello.client {
+            None
+        } else if let Some(domain) = relay_domain(&hello.client, &ours) {
+            Some(domain)
+        } else {
             return out.push(Action::RelayClose {
                 conn,
                 reason: "hello names an unknown pair",
             });
-        }
+        };
         let old = match &mut s.state {
             SeatState::Waiting { handshake, .. } => handshake.replace(conn),
             SeatState::Connected { .. } => {
@@ -77,6 +84,7 @@ impl Registry {
                 stream: sid,
                 seat,
                 stage: Stage::AwaitAuth(key1.clone()),
+                via,
             },
         );
         out.push(Action::RelayWrite {
@@ -137,7 +145,7 @@ impl Registry {
                 reason: "key line from an unknown connection",
             });
         };
-        let (sid, seat) = (state.stream, state.seat);
+        let (sid, seat, via) = (state.stream, state.seat, state.via.clone());
         let ok = matches!(&state.stage, Stage::AwaitKey2(k2) if ids::keys_match(k2, key));
         if !ok {
             return self.abort_handshake(sid, seat, conn, "wrong or early key line", out);
@@ -155,14 +163,17 @@ impl Registry {
             .expect("conn belongs to a live seat");
         s.state = SeatState::Connected { conn };
         s.ever_connected = true;
+        s.via = via;
         let attach = Attach {
             stream: sid,
             peer_id: s.id.to_string(),
-            role: s.role,
+            // XEP: a relay "will be treated using 'slave' rights".
+            role: s.kind(),
             traffic: s.traffic.clone(),
             min_rate,
+            outbound: false,
         };
-        info!(stream = sid, peer = %s.jid, id = s.id, "connected");
+        info!(stream = sid, peer = %s.jid, id = s.id, via = ?s.via, "connected");
         out.push(Action::RelayAttach { conn, attach });
         self.notify(sid, seat, "connect", out);
     }
@@ -172,6 +183,7 @@ impl Registry {
     pub(super) fn notify(&mut self, sid: StreamId, seat: u32, status: &str, out: &mut Out) {
         let stream = &self.streams[&sid];
         let subject = &stream.seats[&seat];
+        let subject_master = subject.kind() == Role::Master;
         let push = Element::from(&PresencePush {
             peers: vec![(status.to_string(), subject.shown_jid().to_string())],
         });
@@ -179,7 +191,7 @@ impl Registry {
             .seats
             .values()
             .filter(|s| s.id != seat)
-            .filter(|s| subject.role == Role::Master || s.role == Role::Master)
+            .filter(|s| subject_master || s.role == Role::Master)
             .filter_map(|s| Some((s.peer_jid(&self.settings.domain)?, s.jid.clone())))
             .collect();
         for (from, to) in targets {
@@ -210,10 +222,28 @@ impl Registry {
                 info!(stream = sid, peer = %s.jid, "disconnected; waiting for reconnection");
                 self.notify(sid, seat, "waiting", out);
             }
-            (_, SeatState::Waiting { handshake, .. }) if *handshake == Some(conn) => {
+            (stage, SeatState::Waiting { handshake, .. }) if *handshake == Some(conn) => {
                 *handshake = None;
+                let link = s.link.is_some();
+                if let Stage::AwaitRelayKey(id) = stage {
+                    self.relay_keys.remove(id);
+                }
+                if link {
+                    self.arm_link_wait(sid, seat, now);
+                }
             }
             _ => {}
         }
     }
+}
+
+/// The domain of another DSPS that says hello for a seat's owner: a JID with a
+/// resource and no node, not ours.
+fn relay_domain(client: &str, ours: &str) -> Option<String> {
+    let domain = bare(client);
+    let plausible = !domain.is_empty()
+        && !domain.contains('@')
+        && resource(client).is_some_and(|r| !r.is_empty())
+        && !domain.eq_ignore_ascii_case(ours);
+    plausible.then(|| domain.to_ascii_lowercase())
 }

@@ -32,7 +32,7 @@ impl Registry {
         let (jid, peer, visible, was_master) = (
             s.jid.clone(),
             s.peer_jid(&self.settings.domain),
-            s.resource.is_some(),
+            s.resource.is_some() || s.link.is_some(),
             s.role == Role::Master,
         );
         match s.state {
@@ -84,7 +84,9 @@ impl Registry {
                     .to_element(NS_COMPONENT)
             });
             match (s.state_conn(), notice) {
-                (Some((conn, true)), Some(notice)) => out.push(Action::RelayDrain { conn, notice }),
+                (Some((conn, true)), notice) if notice.is_some() || s.link.is_some() => {
+                    out.push(Action::RelayDrain { conn, notice })
+                }
                 (conn, notice) => {
                     if let Some((conn, _)) = conn {
                         out.push(Action::RelayClose {

@@ -29,9 +29,9 @@ impl Registry {
         let peers = stream
             .seats
             .values()
-            .filter(|s| me.role == Role::Master || s.role == Role::Master)
+            .filter(|s| me.role == Role::Master || s.kind() == Role::Master)
             .map(|s| WhoPeer {
-                role: s.role,
+                role: s.kind(),
                 id: s.id.to_string(),
                 status: s.who_status().to_string(),
                 throughput: format_traffic(&s.traffic, now.mono),

@@ -22,6 +22,8 @@
 //! - `handshake`: "Connecting to DSPS via default method", presence pushes and
 //!   "Disconnection handling".
 //! - `lifecycle`: dropping a peer, "Stream shutdown", and the `expire`/`wait` timers.
+//! - `outbound`: relay chains this DSPS dials ("Stream Creation/Relay", "DSPS relay
+//!   setup"): the dial, the key exchange through the creator's client, reconnects.
 
 mod admin;
 mod create;
@@ -29,6 +31,7 @@ mod dispatch;
 mod handshake;
 mod lifecycle;
 mod listing;
+mod outbound;
 mod seat;
 
 use std::collections::HashMap;
@@ -40,6 +43,7 @@ use minidom::Element;
 use self::seat::{Addr, ConnState, DspsStream, Seat};
 use super::throughput::{ThroughputMeter, ThroughputSnapshot};
 use super::timers::Timers;
+use crate::core::relay_policy::{DialPlan, RelayPolicy};
 use crate::proto::handshake::Hello;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{Feature, Role};
@@ -103,7 +107,13 @@ pub struct Settings {
     /// `stats` listing is cut to it and an `admin` whose invitation would pass it is
     /// refused.
     pub max_stanza_size: usize,
+    /// Where relay chains may dial (`[relay] allow_targets`, `[relay.targets]`).
+    pub relay_policy: RelayPolicy,
 }
+
+/// Relay connections this DSPS dials are numbered from here up, so they never
+/// share a number with the ones the listener accepts.
+pub const OUTBOUND_CONN_BASE: ConnId = 1 << 62;
 
 /// Something that happened.
 #[derive(Debug)]
@@ -129,6 +139,22 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
+    /// Our outbound relay reached a target and read its KEY1 line.
+    RelayDialed {
+        /// The connection.
+        conn: ConnId,
+        /// Which of the dial's targets answered.
+        target: usize,
+        /// The far DSPS's KEY1.
+        key1: String,
+    },
+    /// Our outbound relay reached none of its targets (it is closed).
+    RelayUnreachable {
+        /// The connection.
+        conn: ConnId,
+        /// What went wrong with the last target tried.
+        why: String,
+    },
     /// Deadlines may be due.
     Tick,
     /// The service is stopping (SIGTERM/SIGINT): end every stream as "Stream
@@ -151,6 +177,10 @@ pub struct Attach {
     /// over 16 s of the relay waiting on its socket is disconnected, seat kept
     /// (PROFILE 16; see `core::throughput::BusyRate`).
     pub min_rate: u64,
+    /// This is our own relay link to another DSPS: what it reads is that DSPS's
+    /// framed blocks (unwrapped, then framed with `peer_id`), and what it writes is
+    /// raw data (our framing stripped) (PROFILE 23).
+    pub outbound: bool,
 }
 
 /// Something to do.
@@ -164,6 +194,17 @@ pub enum Action {
         conn: ConnId,
         /// The line, with its `\n`.
         line: String,
+    },
+    /// Dial a relay link: try `targets` in order, say hello as `client`, and report
+    /// the first KEY1 (`Input::RelayDialed`) or that none answered
+    /// (`Input::RelayUnreachable`). The connection is then commanded like any other.
+    RelayDial {
+        /// The connection's number (from [`OUTBOUND_CONN_BASE`] up).
+        conn: ConnId,
+        /// Our JID in the hello line.
+        client: String,
+        /// Where to dial, in order.
+        targets: Vec<DialPlan>,
     },
     /// Close a relay connection now.
     RelayClose {
@@ -186,8 +227,9 @@ pub enum Action {
     RelayDrain {
         /// The connection.
         conn: ConnId,
-        /// The stanza to send once the peer has everything.
-        notice: Element,
+        /// The stanza to send once the peer has everything (none for our own relay
+        /// links, which have no XMPP address).
+        notice: Option<Element>,
     },
     /// The peer dropped itself: stop sending to it, but read and forward what it
     /// already sent until it closes its side (bounded), then close. This is the
@@ -213,6 +255,9 @@ pub struct Registry {
     conns: HashMap<ConnId, ConnState>,
     /// Our own acknowledge gets awaiting an answer: iq id → invitation resource.
     pending: HashMap<String, String>,
+    /// Our relay key gets awaiting the creator's answer: iq id → outbound connection.
+    relay_keys: HashMap<String, ConnId>,
+    next_out_conn: ConnId,
     timers: Timers,
     next_stream: StreamId,
     next_iq: u64,
@@ -244,6 +289,8 @@ impl Registry {
             resources: HashMap::new(),
             conns: HashMap::new(),
             pending: HashMap::new(),
+            relay_keys: HashMap::new(),
+            next_out_conn: OUTBOUND_CONN_BASE,
             timers: Timers::default(),
             next_stream: 1,
             next_iq: 1,
@@ -261,13 +308,14 @@ impl Registry {
         self.streams.len()
     }
 
-    /// Number of resources, connections, pending iqs and timers held: all zero when
-    /// no stream is alive (used to check nothing leaks).
+    /// Number of resources, connections, pending iqs (ours: invitations and relay
+    /// keys) and timers held: all zero when no stream is alive (used to check
+    /// nothing leaks).
     pub fn held(&self) -> (usize, usize, usize, usize) {
         (
             self.resources.len(),
             self.conns.len(),
-            self.pending.len(),
+            self.pending.len() + self.relay_keys.len(),
             self.timers.len(),
         )
     }
@@ -280,6 +328,10 @@ impl Registry {
             Input::RelayHello { conn, hello } => self.on_hello(conn, hello, &mut out),
             Input::RelayKey { conn, key } => self.on_key2(conn, &key, &mut out),
             Input::RelayClosed { conn } => self.on_closed(conn, now, &mut out),
+            Input::RelayDialed { conn, target, key1 } => {
+                self.on_dialed(conn, target, &key1, now, &mut out)
+            }
+            Input::RelayUnreachable { conn, why } => self.on_unreachable(conn, &why, now, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
             Input::Shutdown => self.shutdown_all(now, &mut out),
         }

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{ConnId, StreamId, TrafficSlot};
+use crate::core::relay_policy::DialPlan;
 use crate::core::timers::TimerId;
-use crate::proto::iq::bare;
+use crate::proto::iq::{bare, Iq};
 use crate::proto::query::Role;
 
 #[derive(Debug)]
@@ -48,6 +49,30 @@ pub(super) struct Seat {
     pub(super) inviters: Vec<String>,
     pub(super) state: SeatState,
     pub(super) traffic: TrafficSlot,
+    /// While this seat is connected through another DSPS's relay (or waits after
+    /// such a connection): that DSPS's domain, which is all others are shown.
+    pub(super) via: Option<String>,
+    /// This seat is our own relay link to a stream on another DSPS.
+    pub(super) link: Option<Box<OutLink>>,
+}
+
+/// A relay link this DSPS dials (XEP "Stream Creation/Relay", PROFILE 23): the seat
+/// that holds it stands for the far stream in ours.
+#[derive(Debug)]
+pub(super) struct OutLink {
+    /// Where to dial, in order; after the first success only the one that worked
+    /// (XEP: "First successful … remembered by DSPS").
+    pub(super) targets: Vec<DialPlan>,
+    /// The JID this DSPS names itself by in the hello line.
+    pub(super) hello_jid: String,
+    /// The creator, whose client carries the key exchange.
+    pub(super) requester: String,
+    /// The creator's seat; its resource sends the key requests.
+    pub(super) requester_seat: u32,
+    /// The create (or reconnect) waiting for the dial's outcome.
+    pub(super) pending: Option<Iq>,
+    /// The stream was made by the pending create and goes if no target answers.
+    pub(super) fresh: bool,
 }
 
 impl Seat {
@@ -72,9 +97,20 @@ impl Seat {
         }
     }
 
+    /// What others see this seat as: a relay while it is connected through one.
+    pub(super) fn kind(&self) -> Role {
+        if self.via.is_some() {
+            Role::Relay
+        } else {
+            self.role
+        }
+    }
+
     /// The JID others see: bare for relays (XEP "Stream peer listing").
     pub(super) fn shown_jid(&self) -> &str {
-        if self.role == Role::Relay {
+        if let Some(via) = &self.via {
+            via
+        } else if self.role == Role::Relay {
             bare(&self.jid)
         } else {
             &self.jid
@@ -110,7 +146,7 @@ impl DspsStream {
             .count()
     }
     pub(super) fn count(&self, role: Role) -> u32 {
-        self.seats.values().filter(|s| s.role == role).count() as u32
+        self.seats.values().filter(|s| s.kind() == role).count() as u32
     }
     pub(super) fn public_count(&self) -> u32 {
         self.seats.values().filter(|s| s.public).count() as u32
@@ -127,6 +163,11 @@ pub(super) enum Addr {
 
 #[derive(Debug)]
 pub(super) enum Stage {
+    /// Our outbound relay is dialling its targets.
+    Dialing,
+    /// Our outbound relay has KEY1; the creator's client is asked for KEY2 by the
+    /// create get with this iq id.
+    AwaitRelayKey(String),
     AwaitAuth(String),
     AwaitKey2(String),
     Attached,
@@ -137,4 +178,6 @@ pub(super) struct ConnState {
     pub(super) stream: StreamId,
     pub(super) seat: u32,
     pub(super) stage: Stage,
+    /// An inbound relay from another DSPS: its domain.
+    pub(super) via: Option<String>,
 }

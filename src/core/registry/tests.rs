@@ -12,6 +12,7 @@ use crate::proto::query::{
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
 mod limits;
+mod relay;
 
 const DOMAIN: &str = "dsps.localhost";
 const WAIT_DEFAULT: u64 = 10_000;
@@ -39,6 +40,7 @@ fn settings() -> Settings {
         show_os: false,
         limits: crate::config::Limits::default(),
         max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
+        relay_policy: crate::core::relay_policy::RelayPolicy::default(),
     }
 }
 
@@ -270,9 +272,10 @@ impl Harness {
 fn iqs(out: &[Action]) -> Vec<Iq> {
     out.iter()
         .filter_map(|a| match a {
-            Action::Send(e) | Action::RelayDrain { notice: e, .. } => {
-                Some(Iq::parse(e).expect("registry sends iqs"))
-            }
+            Action::Send(e)
+            | Action::RelayDrain {
+                notice: Some(e), ..
+            } => Some(Iq::parse(e).expect("registry sends iqs")),
             _ => None,
         })
         .collect()
@@ -1712,7 +1715,10 @@ fn the_last_master_leaving_drains_connected_slaves_drops_everyone_and_forgets_th
     assert_eq!(drains(&out), vec![b.conn()]);
     // The drained slave's drop notice travels with the drain, to follow the data.
     let drained_notice = out.iter().find_map(|a| match a {
-        Action::RelayDrain { notice, .. } => Some(Iq::parse(notice).unwrap()),
+        Action::RelayDrain {
+            notice: Some(notice),
+            ..
+        } => Some(Iq::parse(notice).unwrap()),
         _ => None,
     });
     assert_eq!(drained_notice.map(|i| i.to), Some(b.jid.clone()));
@@ -1938,10 +1944,33 @@ fn public_listing(h: &mut Harness) -> (Iq, Vec<StatsResult>) {
 
 /// Creates a stream with `maxpublic` and returns the creator and its public JID.
 fn public_stream(h: &mut Harness, maxpublic: u32) -> (Peer, String) {
-    let (a, _) = h.create_with(ALICE, &format!("maxpublic='{maxpublic}'"), "");
+    let (a, r) = h.create_with(ALICE, &format!("maxpublic='{maxpublic}'"), "");
     let (_, listed) = public_listing(h);
     let jid = listed.last().unwrap().peers[0].clone();
+    // The creator's result names the same public JID (our extension).
+    let result = CreateResult::try_from(r.payload.as_ref().unwrap()).unwrap();
+    assert_eq!(result.public.as_deref(), Some(jid.as_str()));
     (a, jid)
+}
+
+#[test]
+fn only_a_public_stream_s_creator_is_told_its_public_jid() {
+    let mut h = Harness::new();
+    let (a, r) = h.create_with(ALICE, "", "");
+    assert_eq!(
+        CreateResult::try_from(r.payload.as_ref().unwrap())
+            .unwrap()
+            .public,
+        None
+    );
+    let inv = h.invite(&a, "slave", BOB);
+    let push = one_iq(&h.answer(&inv, BOB, "connect"));
+    assert_eq!(
+        CreateResult::try_from(push.payload.as_ref().unwrap())
+            .unwrap()
+            .public,
+        None
+    );
 }
 
 #[test]
