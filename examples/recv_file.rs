@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dsps::client::c2s::XmppClient;
-use dsps::client::session::{DataConn, DspsClient, DspsEvents, REQUEST_TIMEOUT};
+use dsps::client::session::{DspsClient, DspsEvents, REQUEST_TIMEOUT};
+use dsps::client::transport::RelayConn;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -55,6 +56,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<String> {
     let timeout = Duration::from_secs(args.timeout);
+    let connect = args.account.connect_options()?;
     let (xmpp, incoming) = XmppClient::connect(
         &args.account.server,
         &args.account.jid,
@@ -91,7 +93,7 @@ async fn run(args: Args) -> Result<String> {
         .await
         .context("accepting the invitation")?;
     let outcome = match dsps
-        .connect(&seat, args.account.relay_addr.as_deref())
+        .connect_via(&seat, &connect)
         .await
         .context("connecting to the relay")
     {
@@ -126,7 +128,7 @@ async fn run(args: Args) -> Result<String> {
 /// waits (bounded) for the end of the stream. Returns the transfer time (first block
 /// to last byte) and the digest of what was written.
 async fn receive(
-    conn: DataConn,
+    conn: RelayConn,
     args: &Args,
     meta: &FileMeta,
     idle: Duration,

@@ -31,12 +31,13 @@ use dsps::client::session::{
     invite_slaves, BlockReader, ClientError, DspsClient, DspsEvent, DspsEvents, Seat,
     REQUEST_TIMEOUT,
 };
+use dsps::client::transport::RelayStream;
 use dsps::proto::query::{AdminRequest, CreateRequest};
 use indicatif::ProgressBar;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use common::{bare, fail, progress_bar, throughput, Context, FileMeta, Result, CHUNK};
+use dsps::client::transport::ConnectOptions;
 
 /// How long one write to the relay may make no progress before we give up. The stream
 /// runs at the pace of the slowest receiver, so this is also how long a stalled
@@ -81,6 +82,7 @@ async fn run(args: Args) -> Result<String> {
         }
     }
     let meta = FileMeta::of_file(&args.file).await?;
+    let connect = args.account.connect_options()?;
 
     let (xmpp, incoming) = XmppClient::connect(
         &args.account.server,
@@ -103,7 +105,7 @@ async fn run(args: Args) -> Result<String> {
         .create(&create)
         .await
         .context(&format!("creating a stream on {}", args.dsps))?;
-    let outcome = transfer(&args, &meta, &dsps, &mut events, &seat).await;
+    let outcome = transfer(&args, &connect, &meta, &dsps, &mut events, &seat).await;
     // Leave the stream whatever happened. After a transfer this ends it: the last
     // master leaving makes the DSPS deliver what is queued, then drop the receivers.
     // After a failure it spares the receivers the wait for a stream that went quiet.
@@ -124,6 +126,7 @@ async fn run(args: Args) -> Result<String> {
 /// sent and the time from the first byte until the DSPS had taken the last one.
 async fn transfer(
     args: &Args,
+    connect: &ConnectOptions,
     meta: &FileMeta,
     dsps: &DspsClient,
     events: &mut DspsEvents,
@@ -141,7 +144,7 @@ async fn transfer(
     // written until every receiver is there, because data sent before a peer connects
     // never reaches it.
     let conn = dsps
-        .connect(seat, args.account.relay_addr.as_deref())
+        .connect_via(seat, connect)
         .await
         .context("connecting to the relay")?;
     let wait = Duration::from_secs(args.timeout);
@@ -308,7 +311,7 @@ async fn watch_transfer(
 }
 
 /// Copies the file to the relay connection, then half-closes it. Returns the bytes sent.
-async fn upload(path: PathBuf, mut wr: OwnedWriteHalf, bar: ProgressBar) -> Result<u64> {
+async fn upload(path: PathBuf, mut wr: WriteHalf<RelayStream>, bar: ProgressBar) -> Result<u64> {
     let shown = path.display().to_string();
     let mut file = tokio::fs::File::open(&path)
         .await
@@ -340,7 +343,7 @@ async fn upload(path: PathBuf, mut wr: OwnedWriteHalf, bar: ProgressBar) -> Resu
 }
 
 /// Reads (and ignores) whatever the receivers send until the DSPS closes the socket.
-async fn read_to_eof(mut reader: BlockReader<OwnedReadHalf>) -> Result<()> {
+async fn read_to_eof(mut reader: BlockReader<ReadHalf<RelayStream>>) -> Result<()> {
     while reader.next_block().await.context("reading")?.is_some() {}
     Ok(())
 }

@@ -12,7 +12,9 @@
 # Every process it starts is stopped by its PID on exit, and the temp dir is removed.
 # Nothing else is touched; a system-wide Prosody (if any) keeps running.
 # Environment: DEMO_SIZE_MIB (default 64), DEMO_PROFILE (release; "dev" builds faster
-# but transfers slower).
+# but transfers slower), DEMO_VIA (default; or http, tls, http+tls: the receivers
+# connect by that method, with an [http] listener and/or a certificate made by
+# `dsps gen-cert` for 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIB_NAME=demo.sh
@@ -21,6 +23,8 @@ LIB_NAME=demo.sh
 
 SIZE_MIB=${DEMO_SIZE_MIB:-64}
 PROFILE=${DEMO_PROFILE:-release}
+VIA=${DEMO_VIA:-default}
+case "$VIA" in default | http | tls | http+tls) ;; *) die "DEMO_VIA=$VIA: expected default, http, tls or http+tls" ;; esac
 DOMAIN=dsps.localhost
 START_TIMEOUT=15 # seconds for Prosody, dsps and each receiver to get ready
 
@@ -73,8 +77,24 @@ start_prosody_retrying
 
 # ---- dsps -----------------------------------------------------------------------------
 
-start_dsps ""
+EXTRA=""
+RECV_VIA=(--via "$VIA")
+case "$VIA" in http*) EXTRA+=$'[http]\nlisten = "127.0.0.1:0"\n' ;; esac
+case "$VIA" in *tls)
+    "$BIN/dsps" gen-cert --out "$WORK/tls" --name 127.0.0.1 >/dev/null
+    EXTRA+="[tls]"$'\n'"cert = \"$WORK/tls/cert.pem\""$'\n'"key = \"$WORK/tls/key.pem\""$'\n'
+    RECV_VIA+=(--relay-ca "$WORK/tls/cert.pem")
+    ;;
+esac
+start_dsps "$EXTRA"
 note "dsps is online as $DOMAIN, relay on $RELAY (pid $DSPS_PID)"
+case "$VIA" in http*)
+    HTTP=$(grep -o 'http=[0-9.:]*' "$WORK/dsps.log" | head -n 1 | cut -d= -f2)
+    [ -n "$HTTP" ] || die "dsps did not log its HTTP listener"
+    RECV_VIA+=(--relay-addr "$HTTP")
+    ;;
+esac
+[ "$VIA" = default ] || note "the receivers connect via $VIA"
 
 # ---- the transfer ---------------------------------------------------------------------
 
@@ -85,7 +105,7 @@ RECEIVERS=(bob carol)
 RECV_PIDS=()
 for user in "${RECEIVERS[@]}"; do
     "$BIN/examples/recv_file" --server "127.0.0.1:$C2S_PORT" --jid "$user@localhost/recv" \
-        --password "$PASSWORD" --out "$WORK/$user.bin" --timeout 60 \
+        --password "$PASSWORD" --out "$WORK/$user.bin" --timeout 60 "${RECV_VIA[@]}" \
         </dev/null >"$WORK/$user.out" 2>"$WORK/$user.err" &
     pid=$!
     PIDS+=("$pid")

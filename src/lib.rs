@@ -13,7 +13,8 @@
 //! - [`config`]: the operator's TOML file.
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
 //!   envelope, the `query` model, `error` mapping, `units`, `limits` (what a request
-//!   may carry) and `outbound` (the size guard on every stanza we send).
+//!   may carry), `outbound` (the size guard on every stanza we send) and
+//!   `http_preamble` (the HTTP method's request and replies).
 //! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
 //!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
 //!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the
@@ -24,16 +25,20 @@
 //!   and element bounds, nothing built past them), `stream` (one XML stream over
 //!   any transport, used by the link and the c2s client), `link` (the component
 //!   link: login, keepalive, reconnect, answers to refused stanzas).
-//! - [`relay`]: the async relay port — `listener`, `gate` (admission shared with
-//!   the connections), `conn` (handshake + data phase + drain), `plane` (who
-//!   receives whose blocks), `dispatch` (carries out the registry's relay actions
-//!   in the right order).
+//! - [`relay`]: the async relay port — `listener` (the relay port and the `[http]`
+//!   listener), `gate` (admission shared with the connections), `preamble` (the
+//!   HTTP request and `starttls` before the handshake), `tls` (`[tls]` loading),
+//!   `conn` (handshake + data phase + drain), `plane` (who receives whose blocks),
+//!   `dispatch` (carries out the registry's relay actions in the right order).
 //! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`
 //!   is the entry point, `service::run_with_link` runs it with channels in place
 //!   of the component link (relay tests without an XMPP server).
-//! - [`client`]: the client library (XMPP c2s client and DSPS session helpers).
+//! - [`client`]: the client library (XMPP c2s client, DSPS session helpers and the
+//!   connection methods in `transport`).
+//! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 #![forbid(unsafe_code)]
 
+pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;

@@ -1,4 +1,5 @@
 //! `dsps --config FILE`: runs the Data Stream Proxy Service until SIGINT/SIGTERM.
+//! `dsps gen-cert --out DIR --name HOST...`: writes a self-signed pair for `[tls]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,11 +9,37 @@ use tracing_subscriber::EnvFilter;
 
 /// XEP-0037 Data Stream Proxy Service: an XMPP component that relays byte streams.
 #[derive(Parser, Debug)]
-#[command(name = "dsps", version, about)]
+#[command(
+    name = "dsps",
+    version,
+    about,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     /// The TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write a self-signed certificate (cert.pem) and key (key.pem, mode 0600) for
+    /// [tls], for local use and tests. Clients trust it by taking cert.pem as root.
+    GenCert {
+        /// Directory to write cert.pem and key.pem in (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A host name or IP address the certificate is for (the relay host clients
+        /// connect to); repeat or list several.
+        #[arg(long = "name", value_name = "HOST", required = true, num_args = 1..)]
+        names: Vec<String>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Exit code for configuration problems (missing file, bad TOML, bad value).
@@ -22,7 +49,12 @@ const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match dsps::config::Config::load(&args.config) {
+    let path = match (args.command, args.config) {
+        (Some(Command::GenCert { out, names, force }), _) => return gen_cert(&out, &names, force),
+        (None, Some(path)) => path,
+        (None, None) => unreachable!("clap requires --config without a subcommand"),
+    };
+    let config = match dsps::config::Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dsps: {e}");
@@ -45,6 +77,30 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run_until_signalled(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Unusable [tls] files are a configuration problem, found before binding.
+        Err(e @ dsps::service::RunError::Tls(_)) => {
+            eprintln!("dsps: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("dsps: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// `dsps gen-cert`: one line on stdout naming the files, or one on stderr and exit 1.
+fn gen_cert(out: &std::path::Path, names: &[String], force: bool) -> ExitCode {
+    match dsps::certgen::write_pair(out, names, force) {
+        Ok((cert, key)) => {
+            println!(
+                "wrote {} and {} (mode 0600) for {}",
+                cert.display(),
+                key.display(),
+                names.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("dsps: {e}");
             ExitCode::from(EXIT_RUNTIME)

@@ -34,8 +34,9 @@ use crate::core::reply_budget::{Rate, ReplyBudget};
 use crate::proto::outbound;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
-use crate::relay::listener;
+use crate::relay::listener::{self, Transports};
 use crate::relay::outbound::Dialer;
+use crate::relay::tls::{self, TlsError};
 use crate::xmpp::link::{self, LinkConfig};
 use crate::xmpp::reader::ReaderLimits;
 
@@ -55,25 +56,52 @@ pub const LINK_CUT_GRACE: Duration = Duration::from_millis(250);
 pub enum RunError {
     /// The relay port could not be bound.
     Bind(std::net::SocketAddr, std::io::Error),
+    /// The `[http]` listener could not be bound.
+    BindHttp(std::net::SocketAddr, std::io::Error),
+    /// The `[tls]` certificate or key cannot be used.
+    Tls(TlsError),
 }
 
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Bind(addr, e) => write!(f, "cannot listen on relay address {addr}: {e}"),
+            RunError::BindHttp(addr, e) => {
+                write!(f, "cannot listen on http.listen address {addr}: {e}")
+            }
+            RunError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
 
-/// Binds the relay port and runs until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+/// Loads `[tls]` (first, so a bad file is reported before any port is taken) and
+/// binds the relay port and the `[http]` listener.
+pub async fn prepare(config: &Config) -> Result<Transports, RunError> {
+    let tls = match &config.tls {
+        Some(t) => Some(tls::server_config(t).map_err(RunError::Tls)?),
+        None => None,
+    };
     let addr = config.relay.listen;
-    let listener = TcpListener::bind(addr)
+    let relay = TcpListener::bind(addr)
         .await
         .map_err(|e| RunError::Bind(addr, e))?;
-    run_with_listener(config, listener, shutdown).await;
+    let http = match &config.http {
+        Some(h) => Some(
+            TcpListener::bind(h.listen)
+                .await
+                .map_err(|e| RunError::BindHttp(h.listen, e))?,
+        ),
+        None => None,
+    };
+    Ok(Transports { relay, http, tls })
+}
+
+/// Prepares the transports ([`prepare`]) and runs until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let transports = prepare(&config).await?;
+    run_with_listener(config, transports, shutdown).await;
     Ok(())
 }
 
@@ -166,11 +194,11 @@ impl Drain {
     }
 }
 
-/// Runs the service on an already bound relay listener until `shutdown` completes
-/// and the drain is over, the component link included.
+/// Runs the service on an already bound relay listener (or [`Transports`]) until
+/// `shutdown` completes and the drain is over, the component link included.
 pub async fn run_with_listener(
     config: Config,
-    listener: TcpListener,
+    listener: impl Into<Transports>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (ends, far) = link_channels();
@@ -215,21 +243,30 @@ pub async fn run_with_listener(
     }
 }
 
-/// Runs the registry and the relay on `listener`, with `link` in place of the
-/// component link, until `shutdown` completes and the relay has drained. Returns
-/// once every relay connection is closed (or cut at the deadline) and every stanza
-/// is handed to `link.outbound`, which it then drops.
+/// Runs the registry and the relay on `listener` (a bare relay port or
+/// [`Transports`]), with `link` in place of the component link, until `shutdown`
+/// completes and the relay has drained. Returns once every relay connection is
+/// closed (or cut at the deadline) and every stanza is handed to `link.outbound`,
+/// which it then drops.
 pub async fn run_with_link(
     config: Config,
-    listener: TcpListener,
+    listener: impl Into<Transports>,
     link: LinkEnds,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
-    if config.tls.is_some() {
-        warn!("[tls] is configured but starttls is not implemented yet; not advertised");
+    let transports = listener.into();
+    let features = transports.features();
+    let Transports {
+        relay: listener,
+        http,
+        tls,
+    } = transports;
+    // Only a caller that passes a bare listener (a test) can get here with these.
+    if config.tls.is_some() && tls.is_none() {
+        warn!("[tls] is configured but no certificate was loaded; starttls is refused");
     }
-    if config.http.is_some() {
-        warn!("[http] is configured but the HTTP preamble is not implemented yet; not advertised");
+    if config.http.is_some() && http.is_none() {
+        warn!("[http] is configured but no HTTP listener was bound; not advertised");
     }
     let LinkEnds {
         inbound: mut in_rx,
@@ -242,6 +279,7 @@ pub async fn run_with_link(
         handshake_timeout: config.timeouts.handshake,
         block_size: config.relay.block_size,
         window: config.relay.window,
+        tls,
     });
     let limits = AdmissionLimits {
         total: config.relay.max_connections,
@@ -254,6 +292,12 @@ pub async fn run_with_link(
         Ok(a) => info!(relay = %a, "relay port listening"),
         Err(e) => warn!("relay port address unknown: {e}"),
     }
+    if let Some(a) = http.as_ref().and_then(|l| l.local_addr().ok()) {
+        info!(http = %a, "HTTP listener listening");
+    }
+    if relay_settings.tls.is_some() {
+        info!("starttls enabled (TLS 1.3 and 1.2)");
+    }
     let bound_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let dialer = Dialer::new(
         relay_settings.clone(),
@@ -263,6 +307,7 @@ pub async fn run_with_link(
     );
     let relay = tokio::spawn(listener::serve(
         listener,
+        http,
         relay_settings,
         limits,
         ev_tx,
@@ -280,7 +325,7 @@ pub async fn run_with_link(
         port,
         wait_default_ms: config.timeouts.wait_ms(),
         expire_default_ms: config.timeouts.expire_ms(),
-        features: Vec::new(),
+        features,
         show_os: config.component.version_os,
         limits: config.limits,
         max_stanza_size: config.component.max_stanza_size,

@@ -22,9 +22,10 @@
 #![allow(dead_code)]
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dsps::client::transport::{trust_pem, ConnectOptions, Via};
 use dsps::proto::xml::{attr, get_attr, NS_DSPS};
 use indicatif::{ProgressBar, ProgressStyle};
 use minidom::Element;
@@ -71,9 +72,51 @@ pub struct Account {
     /// Our password.
     #[arg(long)]
     pub password: String,
-    /// Connect to this host:port instead of the relay address the DSPS advertises.
+    /// Connect to this host:port instead of the relay address the DSPS advertises
+    /// (with --via http or http+tls: instead of the advertised host, port 80).
     #[arg(long, value_name = "HOST:PORT")]
     pub relay_addr: Option<String>,
+    /// How to connect to the relay: default, http (the HTTP preamble, on the DSPS's
+    /// [http] listener), tls (starttls) or http+tls.
+    #[arg(long, value_name = "METHOD", default_value = "default")]
+    pub via: Via,
+    /// PEM file of the certificate (or CA) to trust for --via tls or http+tls, e.g.
+    /// the cert.pem of `dsps gen-cert`.
+    #[arg(long, value_name = "FILE")]
+    pub relay_ca: Option<PathBuf>,
+    /// The name the relay's certificate must carry (default: the advertised host).
+    #[arg(long, value_name = "NAME")]
+    pub relay_tls_name: Option<String>,
+}
+
+impl Account {
+    /// The relay connection options these flags ask for.
+    pub fn connect_options(&self) -> Result<ConnectOptions> {
+        let tls = match (&self.relay_ca, self.via.tls()) {
+            (Some(ca), true) => Some(trust_pem(ca).context("--relay-ca")?),
+            (None, true) => {
+                return fail(format!("--via {} needs --relay-ca FILE", self.via_name()))
+            }
+            (Some(_), false) => return fail("--relay-ca is only used with --via tls or http+tls"),
+            (None, false) => None,
+        };
+        Ok(ConnectOptions {
+            via: self.via,
+            addr: self.relay_addr.clone(),
+            tls,
+            server_name: self.relay_tls_name.clone(),
+            ..ConnectOptions::default()
+        })
+    }
+
+    fn via_name(&self) -> &'static str {
+        match self.via {
+            Via::Default => "default",
+            Via::Http => "http",
+            Via::Tls => "tls",
+            Via::HttpTls => "http+tls",
+        }
+    }
 }
 
 /// Ends an example: its one summary line on stdout and exit 0, or one line naming the

@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use minidom::Element;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::c2s::{C2sError, Incoming, XmppClient};
 use crate::proto::block::{Block, BlockDecoder};
 use crate::proto::error::DspsError;
-use crate::proto::handshake::{hello_line, take_line};
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{
     self, AdminAction, AdminReport, AdminRequest, CreateRequest, CreateResult, Invitation,
@@ -515,9 +514,10 @@ impl DspsClient {
         events.wait_for_seat(REQUEST_TIMEOUT).await
     }
 
-    /// Runs the relay handshake for `seat` and returns the data connection. `addr`
-    /// overrides the advertised host:port (e.g. when the host name does not
-    /// resolve from here).
+    /// Runs the relay handshake for `seat` (default method) and returns the data
+    /// connection. `addr` overrides the advertised host:port (e.g. when the host
+    /// name does not resolve from here). For the HTTP and SSL methods see
+    /// [`DspsClient::connect_via`].
     pub async fn connect(&self, seat: &Seat, addr: Option<&str>) -> Result<DataConn, ClientError> {
         self.connect_with(seat, addr, None).await
     }
@@ -532,54 +532,12 @@ impl DspsClient {
     ) -> Result<DataConn, ClientError> {
         let target = match addr {
             Some(a) => a.to_string(),
-            None => format!("{}:{}", seat.info.host, seat.info.port),
+            None => super::transport::host_port(&seat.info.host, seat.info.port),
         };
-        let step = |what| move |_| ClientError::Timeout(what);
-        let dial = async {
-            let addr = tokio::net::lookup_host(&target)
-                .await?
-                .next()
-                .ok_or_else(|| std::io::Error::other(format!("{target} does not resolve")))?;
-            let socket = if addr.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            if let Some(n) = recv_buffer {
-                socket.set_recv_buffer_size(n)?;
-            }
-            socket.connect(addr).await
-        };
-        let mut tcp = tokio::time::timeout(REQUEST_TIMEOUT, dial)
-            .await
-            .map_err(step("connecting to the relay port"))??;
-        tcp.set_nodelay(true)?;
-        tcp.write_all(hello_line(self.xmpp.jid(), &seat.peer_jid).as_bytes())
-            .await?;
-        let mut buf = BytesMut::with_capacity(256);
-        let key1 = tokio::time::timeout(REQUEST_TIMEOUT, read_key_line(&mut tcp, &mut buf))
-            .await
-            .map_err(step("reading KEY1"))??;
-        let iq = self
-            .request("get", &seat.peer_jid, query::auth(&key1))
-            .await?;
-        let key2 = query::auth_key(payload(&iq)?)
-            .ok_or_else(|| ClientError::Protocol("auth result without a key".into()))?;
-        tcp.write_all(format!("{key2}\n").as_bytes()).await?;
-        Ok(DataConn { tcp, buffered: buf })
-    }
-}
-
-async fn read_key_line(tcp: &mut TcpStream, buf: &mut BytesMut) -> Result<String, ClientError> {
-    loop {
-        if let Some(line) = take_line(buf).map_err(|e| ClientError::Protocol(e.to_string()))? {
-            return Ok(line);
-        }
-        if tcp.read_buf(buf).await? == 0 {
-            return Err(ClientError::Protocol(
-                "the DSPS closed the connection during the handshake (unknown pair?)".into(),
-            ));
-        }
+        let mut tcp = super::transport::dial(&target, recv_buffer).await?;
+        let buf = BytesMut::with_capacity(256);
+        let buffered = super::transport::handshake(self, seat, &mut tcp, buf).await?;
+        Ok(DataConn { tcp, buffered })
     }
 }
 

@@ -2,6 +2,7 @@
 pub mod block;
 pub mod error;
 pub mod handshake;
+pub mod http_preamble;
 pub mod iq;
 pub mod limits;
 pub mod outbound;

@@ -1,5 +1,9 @@
 //! One accepted relay connection: the timed handshake, then the data phase.
 //!
+//! Preamble (optional, `super::preamble`): the HTTP request on the `[http]`
+//! listener, then `starttls` and the TLS handshake. The default handshake and the
+//! data phase then run on the plain or TLS connection alike.
+//!
 //! Handshake (XEP "Connecting to DSPS via default method"): read the hello line,
 //! tell the service, write the KEY1 it hands back, read the KEY2 line, tell the
 //! service, and wait for the verdict. The whole exchange runs under the configured
@@ -21,6 +25,7 @@ use tracing::{debug, info, warn};
 use super::data::data_phase;
 use super::gate::Admitted;
 use super::plane::Members;
+use super::preamble::{self, Entry, RelayIo};
 use crate::core::registry::{ConnId, TrafficSlot};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
@@ -34,6 +39,8 @@ pub struct RelaySettings {
     pub block_size: usize,
     /// Blocks queued per recipient before senders are paused.
     pub window: usize,
+    /// `[tls]`, loaded: `starttls` is refused without it.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What a connection tells the service.
@@ -113,13 +120,15 @@ pub struct Attached {
     pub outbound: bool,
 }
 
-/// Runs one accepted connection to its end, then reports `Closed`. `admitted` is
-/// its place at the gate (released when this returns); `drain` turns true when the
-/// service stops.
+/// Runs one accepted connection to its end, then reports `Closed`. `entry` is the
+/// listener it came in on; `admitted` is its place at the gate (released when this
+/// returns); `drain` turns true when the service stops.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     conn: ConnId,
     tcp: TcpStream,
     peer: SocketAddr,
+    entry: Entry,
     settings: Arc<RelaySettings>,
     events: mpsc::Sender<Event>,
     admitted: Admitted,
@@ -130,25 +139,30 @@ pub async fn serve(
         mut evicted,
         ..
     } = admitted;
-    let mut tcp = tcp;
     let mut buf = BytesMut::with_capacity(MAX_LINE_LEN);
     let (control, mut control_rx) = mpsc::channel(8);
     let mut stop = drain.clone();
-    let handshake = handshake(
-        conn,
-        &mut tcp,
-        &mut buf,
-        &events,
-        control,
-        &mut control_rx,
-        &ticket,
-    );
+    let setup = async {
+        let (mut io, first) = preamble::open(entry, tcp, &mut buf, settings.tls.as_ref()).await?;
+        let attached = handshake(
+            conn,
+            &mut io,
+            first,
+            &mut buf,
+            &events,
+            control,
+            &mut control_rx,
+            &ticket,
+        )
+        .await?;
+        Ok::<_, String>((io, attached))
+    };
     // Biased: a handshake the registry has just completed (its Attach is waiting in
     // the channel) goes on to the data phase, where a drain delivers its queue,
     // rather than being abandoned by a signal that arrived at the same moment.
     let outcome = tokio::select! {
         biased;
-        r = tokio::time::timeout(settings.handshake_timeout, handshake) => {
+        r = tokio::time::timeout(settings.handshake_timeout, setup) => {
             r.map(|h| h.map_err(Abandoned::Failed))
         }
         // Counted in the listener's tally of evictions; one line each would be a
@@ -163,21 +177,40 @@ pub async fn serve(
         }
         Ok(Err(Abandoned::ShuttingDown)) => debug!(%peer, "handshake abandoned: shutting down"),
         Ok(Err(Abandoned::Failed(why))) => warn!(%peer, "relay handshake failed: {why}; closing"),
-        Ok(Ok(attached)) => {
+        Ok(Ok((io, attached))) => {
             ticket.attached();
-            info!(%peer, id = %attached.peer_id, "relay peer attached");
-            let (rd, wr) = tcp.into_split();
-            let end = data_phase(
-                conn,
-                rd,
-                wr,
-                buf,
-                attached,
-                &mut control_rx,
-                &settings,
-                drain,
-            )
-            .await;
+            let tls = matches!(io, RelayIo::Tls(_));
+            info!(%peer, id = %attached.peer_id, tls, "relay peer attached");
+            let end = match io {
+                RelayIo::Plain(tcp) => {
+                    let (rd, wr) = tcp.into_split();
+                    let phase = data_phase(
+                        conn,
+                        rd,
+                        wr,
+                        buf,
+                        attached,
+                        &mut control_rx,
+                        &settings,
+                        drain,
+                    );
+                    phase.await
+                }
+                RelayIo::Tls(stream) => {
+                    let (rd, wr) = tokio::io::split(*stream);
+                    let phase = data_phase(
+                        conn,
+                        rd,
+                        wr,
+                        buf,
+                        attached,
+                        &mut control_rx,
+                        &settings,
+                        drain,
+                    );
+                    phase.await
+                }
+            };
             info!(%peer, "relay connection ended: {end}");
         }
     }
@@ -195,6 +228,7 @@ enum Abandoned {
     ShuttingDown,
 }
 
+/// Reads one handshake line (at most [`MAX_LINE_LEN`] bytes are buffered).
 pub(super) async fn read_line<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
@@ -215,20 +249,28 @@ pub(super) async fn read_line<R: AsyncRead + Unpin>(
     }
 }
 
+/// The default handshake. `first` is the hello line if the preamble already read
+/// it (no TLS); otherwise it is read here.
+#[allow(clippy::too_many_arguments)]
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     conn: ConnId,
     io: &mut S,
+    first: Option<String>,
     buf: &mut BytesMut,
     events: &mpsc::Sender<Event>,
     control: mpsc::Sender<Control>,
     control_rx: &mut mpsc::Receiver<Control>,
     ticket: &super::gate::Ticket,
 ) -> Result<Attached, String> {
-    let first = read_line(io, buf).await?;
+    let first = match first {
+        Some(line) => line,
+        None => read_line(io, buf).await?,
+    };
+    // Preambles are over (`preamble::open`): only the hello line may come now.
     let hello = match parse_first_line(&first) {
         Ok(FirstLine::Hello(h)) => h,
-        Ok(FirstLine::StartTls) => return Err("starttls is not enabled on this relay".into()),
-        Ok(FirstLine::HttpGet) => return Err("HTTP preamble is not enabled on this port".into()),
+        Ok(FirstLine::StartTls) => return Err("a second starttls inside TLS".into()),
+        Ok(FirstLine::HttpGet) => return Err("an HTTP request inside TLS".into()),
         Err(e) => return Err(e.to_string()),
     };
     ticket.hello();

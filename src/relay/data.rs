@@ -438,10 +438,13 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
             },
         };
         // Write piecewise so a Close is honoured even while a stalled peer keeps a
-        // write pending; a Drain lets the current block finish.
+        // write pending; a Drain lets the current block finish. Then flush: a TLS
+        // writer may hold back ciphertext that a would-block left over, and it would
+        // sit there until the next block (a no-op on plain TCP).
         let mut off = 0;
+        let mut flushed = false;
         let started = Instant::now();
-        while off < block.len() {
+        while off < block.len() || !flushed {
             tokio::select! {
                 biased;
                 c = control.recv(), if !draining => match command(c) {
@@ -450,9 +453,10 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                     Some(Command::Finish) => { *finish = true; return "finishing".into(); }
                     None => {}
                 },
-                r = meter.held_up(started, wr.write(&block[off..])) => match r {
-                    Ok(0) => return "peer stopped accepting data".into(),
-                    Ok(k) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
+                r = meter.held_up(started, write_or_flush(&mut wr, &block[off..])) => match r {
+                    Ok(Written::Bytes(0)) => return "peer stopped accepting data".into(),
+                    Ok(Written::Bytes(k)) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
+                    Ok(Written::Flushed) => flushed = true,
                     Err(e) => return format!("write failed: {e}"),
                 },
                 _ = check.tick(), if min_rate > 0 && !draining => {
@@ -488,6 +492,27 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         },
         // The service's drain deadline passed: what is left is cut.
         why = cut(control) => format!("drain cut: {why}"),
+    }
+}
+
+/// What one step of writing a block did.
+enum Written {
+    /// Wrote this many bytes of the block.
+    Bytes(usize),
+    /// The whole block was written before; now it is flushed.
+    Flushed,
+}
+
+/// Writes some of `rest`, or flushes once it is empty. Cancel safe, like the
+/// `write` and `flush` it calls.
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    rest: &[u8],
+) -> std::io::Result<Written> {
+    if rest.is_empty() {
+        wr.flush().await.map(|()| Written::Flushed)
+    } else {
+        wr.write(rest).await.map(Written::Bytes)
     }
 }
 

@@ -1,6 +1,8 @@
 //! The relay port's accept loop: admission per source address (`gate`, over the
 //! pure `core::admission`), TCP_NODELAY, and one task per connection (the
-//! handshake runs inside that task, never in this loop).
+//! handshake runs inside that task, never in this loop). The `[http]` listener,
+//! when there is one, is accepted by the same loop, so both ports share one gate:
+//! the per-source limits count a client's connections on either.
 //!
 //! Refused connections are closed at once and counted; the count is logged at most
 //! once per [`REFUSAL_LOG_INTERVAL`], so a flood of refusals cannot flood the log.
@@ -15,6 +17,7 @@ use tracing::{info_span, warn, Instrument};
 
 use super::conn::{self, Event, RelaySettings};
 use super::gate::Gate;
+use super::preamble::Entry;
 use crate::core::admission::{
     AdmissionLimits, Refusal, RefusalLog, Source, Tally, REFUSAL_LOG_INTERVAL,
 };
@@ -35,10 +38,22 @@ fn report(t: &Tally) {
     );
 }
 
-/// Accepts until `drain` turns true (the service is stopping); dropping the
-/// listener then refuses new connections at the TCP level.
+/// Completes with the next connection on `listener`, or never without one.
+async fn accept_on(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts on the relay port (and the `[http]` listener, if any) until `drain`
+/// turns true (the service is stopping); dropping the listeners then refuses new
+/// connections at the TCP level.
 pub async fn serve(
     listener: TcpListener,
+    http: Option<TcpListener>,
     settings: Arc<RelaySettings>,
     limits: AdmissionLimits,
     events: mpsc::Sender<Event>,
@@ -51,7 +66,8 @@ pub async fn serve(
     loop {
         let due = refusals.due().map(Instant::from_std);
         let accepted = tokio::select! {
-            r = listener.accept() => r,
+            r = listener.accept() => r.map(|a| (a, Entry::Relay)),
+            r = accept_on(http.as_ref()) => r.map(|a| (a, Entry::Http)),
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                 if let Some(t) = refusals.flush(Instant::now().into_std()) {
                     report(&t);
@@ -65,7 +81,7 @@ pub async fn serve(
                 return;
             }
         };
-        let (tcp, peer) = match accepted {
+        let ((tcp, peer), entry) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 warn!("relay accept failed: {e}");
@@ -96,10 +112,55 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             warn!(%peer, "set_nodelay failed: {e}");
         }
-        let span = info_span!("relay", conn, %peer);
+        let span = info_span!("relay", conn, %peer, %entry);
         let (settings, events, drain) = (settings.clone(), events.clone(), drain.clone());
         tokio::spawn(
-            conn::serve(conn, tcp, peer, settings, events, admitted, drain).instrument(span),
+            conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain).instrument(span),
         );
+    }
+}
+
+/// What the relay serves on: the bound relay port, the bound `[http]` listener if
+/// configured, and the loaded `[tls]` config if configured (`service::prepare`).
+#[derive(Debug)]
+pub struct Transports {
+    /// The relay port.
+    pub relay: TcpListener,
+    /// The `[http]` listener.
+    pub http: Option<TcpListener>,
+    /// The `[tls]` certificate and key, for `starttls`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl From<TcpListener> for Transports {
+    /// The relay port alone: no HTTP listener, `starttls` refused.
+    fn from(relay: TcpListener) -> Self {
+        Transports {
+            relay,
+            http: None,
+            tls: None,
+        }
+    }
+}
+
+impl Transports {
+    /// The `<feature/>`s create results and stats advertise: exactly what is
+    /// enabled (PROFILE 12).
+    pub fn features(&self) -> Vec<crate::proto::query::Feature> {
+        use crate::proto::query::Feature;
+        let mut features = Vec::new();
+        if self.http.is_some() {
+            features.push(Feature {
+                kind: "http".into(),
+                version: "1.0".into(),
+            });
+        }
+        if self.tls.is_some() {
+            features.push(Feature {
+                kind: "ssl".into(),
+                version: super::tls::ADVERTISED_VERSION.into(),
+            });
+        }
+        features
     }
 }

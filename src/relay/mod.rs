@@ -6,4 +6,6 @@ pub mod gate;
 pub mod listener;
 pub mod outbound;
 pub mod plane;
+pub mod preamble;
+pub mod tls;
 pub mod traffic;

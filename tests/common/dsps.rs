@@ -47,6 +47,27 @@ impl Dsps {
         d
     }
 
+    /// [`Dsps::start`] with the relay listening on `listen` (e.g. `[::1]:0`) and
+    /// advertised as `host`.
+    pub fn start_on(
+        prosody: &Prosody,
+        domain: &str,
+        secret: &str,
+        (listen, host): (&str, &str),
+        extra: &str,
+    ) -> Dsps {
+        let d = Dsps::spawn_on(
+            &prosody.component_addr,
+            domain,
+            secret,
+            "",
+            (listen, host),
+            extra,
+        );
+        d.wait_for_log("component online", ONLINE_TIMEOUT);
+        d
+    }
+
     /// Starts `dsps` against the component port `server` without waiting for it to
     /// come online.
     pub fn spawn(server: &str, domain: &str, secret: &str, extra: &str) -> Dsps {
@@ -60,10 +81,22 @@ impl Dsps {
         component_extra: &str,
         extra: &str,
     ) -> Dsps {
+        let relay = ("127.0.0.1:0", "127.0.0.1");
+        Dsps::spawn_on(server, domain, secret, component_extra, relay, extra)
+    }
+
+    fn spawn_on(
+        server: &str,
+        domain: &str,
+        secret: &str,
+        component_extra: &str,
+        (listen, host): (&str, &str),
+        extra: &str,
+    ) -> Dsps {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dsps.toml");
         let text = format!(
-            "[component]\njid = \"{domain}\"\nserver = \"{server}\"\nsecret = \"{secret}\"\n{component_extra}\n\n[relay]\nlisten = \"127.0.0.1:0\"\nhost = \"127.0.0.1\"\n{extra}\n"
+            "[component]\njid = \"{domain}\"\nserver = \"{server}\"\nsecret = \"{secret}\"\n{component_extra}\n\n[relay]\nlisten = \"{listen}\"\nhost = \"{host}\"\n{extra}\n"
         );
         fs::write(&cfg, text).expect("write config");
         let log = fs::File::create(dir.path().join("dsps.log")).expect("log file");
@@ -124,6 +157,28 @@ impl Dsps {
             "dsps never logged {needle:?} within {timeout:?}; log:\n{}",
             self.log()
         );
+    }
+
+    /// Waits (bounded) for the log line containing `message` and returns the
+    /// address in its `field=ADDR` (e.g. `relay` of "relay port listening").
+    pub fn logged_addr(&self, message: &str, field: &str) -> std::net::SocketAddr {
+        self.wait_for_log(message, ONLINE_TIMEOUT);
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains(message))
+            .expect("the line was just seen");
+        let key = format!("{field}=");
+        let at = line
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"));
+        let value = line[at + key.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("{field} in {line:?} is not an address: {e}"))
     }
 
     /// Resident memory of the process in KiB.
