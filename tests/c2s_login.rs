@@ -1,14 +1,15 @@
-//! The c2s client against a real Prosody: login, iq round trips through the server and
-//! between two clients, wrong passwords, closing, and fixtures running side by side.
+//! The c2s client against a real Prosody that requires encryption: STARTTLS login,
+//! iq round trips through the server and between two clients, wrong passwords, an
+//! untrusted certificate, a plaintext attempt, closing, and fixtures side by side.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use dsps::client::c2s::{C2sError, XmppClient};
+use dsps::client::c2s::{C2sError, ConnectOptions, Security, XmppClient};
 use minidom::Element;
 
-use common::c2s::{login, within, STEP};
+use common::c2s::{login, tls_to, within, STEP};
 use common::prosody::Prosody;
 
 const NS_PING: &str = "urn:xmpp:ping";
@@ -81,10 +82,10 @@ async fn iq_to_offline_resource_returns_error_iq() {
 async fn wrong_password_fails_auth_quickly() {
     let prosody = start();
     let started = Instant::now();
-    let result = within(XmppClient::connect(
-        &prosody.c2s_addr,
+    let result = within(XmppClient::connect_with(
         "alice@localhost/test",
         "not-the-password",
+        &tls_to(&prosody),
     ))
     .await;
     match result {
@@ -97,6 +98,61 @@ async fn wrong_password_fails_auth_quickly() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_vouches_for_is_refused_and_insecure_takes_it() {
+    let prosody = start();
+    // Another self-signed certificate: the server's is not among the roots.
+    let other = tempfile::tempdir().unwrap();
+    let (other_cert, _) =
+        dsps::certgen::write_pair(other.path(), &["localhost".to_string()], false).unwrap();
+    let untrusted = ConnectOptions {
+        server: Some(prosody.c2s_addr.clone()),
+        security: Security::Tls(dsps::client::tls::trust_pem(&other_cert).unwrap()),
+    };
+    let result = within(XmppClient::connect_with(
+        "alice@localhost/test",
+        "alice-pw",
+        &untrusted,
+    ))
+    .await;
+    match result {
+        Err(C2sError::Tls(why)) => assert!(why.contains("not trusted"), "{why}"),
+        Err(e) => panic!("expected a TLS error, got: {e}"),
+        Ok(_) => panic!("an untrusted certificate was accepted"),
+    }
+    let insecure = ConnectOptions {
+        server: Some(prosody.c2s_addr.clone()),
+        security: Security::Tls(dsps::client::tls::insecure()),
+    };
+    let (alice, _in) = within(XmppClient::connect_with(
+        "alice@localhost/test",
+        "alice-pw",
+        &insecure,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("--insecure login failed: {e}"));
+    assert_eq!(alice.jid(), "alice@localhost/test");
+}
+
+#[tokio::test]
+async fn a_plaintext_login_to_a_server_that_requires_tls_fails_clearly() {
+    let prosody = start();
+    let result = within(XmppClient::connect(
+        &prosody.c2s_addr,
+        "alice@localhost/test",
+        "alice-pw",
+    ))
+    .await;
+    // Prosody offers no SASL before TLS; PLAIN would be refused by us anyway.
+    match result {
+        Err(C2sError::Auth(why)) => {
+            assert!(why.contains("mechanism") || why.contains("TLS"), "{why}")
+        }
+        Err(e) => panic!("expected an auth error, got: {e}"),
+        Ok(_) => panic!("logged in without TLS"),
+    }
 }
 
 #[tokio::test]

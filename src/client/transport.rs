@@ -18,7 +18,6 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::path::Path;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,10 +31,10 @@ use tokio::net::TcpStream;
 use super::session::{
     BlockReader, ClientError, DspsClient, Seat, DEFAULT_MAX_BLOCK, REQUEST_TIMEOUT,
 };
+pub use super::tls::trust_pem;
 use crate::proto::handshake::{hello_line, take_line};
 use crate::proto::http_preamble::PATH;
 use crate::proto::query;
-use crate::relay::tls::{provider, read_certificates, TlsError, PROTOCOL_VERSIONS};
 
 /// The port the XEP names for the HTTP method.
 pub const DEFAULT_HTTP_PORT: u16 = 80;
@@ -98,25 +97,6 @@ pub struct ConnectOptions {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The name the server's certificate must carry; default: the advertised host.
     pub server_name: Option<String>,
-}
-
-/// A TLS client config that trusts exactly the certificates in the PEM file at
-/// `path` (the relay's self-signed certificate, or the CA that issued it).
-pub fn trust_pem(path: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in read_certificates("relay CA", path)? {
-        roots.add(cert).map_err(|error| TlsError::BadPem {
-            key: "relay CA",
-            path: path.to_owned(),
-            error: error.to_string(),
-        })?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(PROTOCOL_VERSIONS)
-        .expect("ring supports TLS 1.3 and 1.2")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// `host:port`, with an IPv6 literal host in brackets.

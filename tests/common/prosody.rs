@@ -6,6 +6,10 @@
 //! an open port may belong to someone else's instance (notes/xmpp-component.md §6).
 //! Ports come from binding 127.0.0.1:0 and letting go; if another process grabs one in
 //! between, activation is not logged and we start over with new ports.
+//!
+//! Like a production server it requires encryption on c2s (`c2s_require_encryption`),
+//! with a self-signed certificate for "localhost" made at start ([`Prosody::cert`]):
+//! clients log in over STARTTLS, trusting that file.
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -33,6 +37,8 @@ pub struct Prosody {
     pub component_addr: String,
     /// The one VirtualHost, "localhost".
     pub domain: String,
+    /// The server's self-signed certificate (PEM), for clients to trust.
+    pub cert: PathBuf,
     dir: TempDir,
     child: Child,
 }
@@ -78,10 +84,15 @@ impl Prosody {
             .prefix("dsps-prosody-")
             .tempdir()
             .expect("create temp dir for Prosody");
-        // An empty certs dir keeps Prosody's certmanager from complaining on every start.
+        // The certs dir holds the generated certificate for "localhost".
         for sub in ["data", "certs"] {
             fs::create_dir(dir.path().join(sub)).expect("create Prosody subdir");
         }
+        let cert = dir.path().join("certs/localhost.crt");
+        let pair = dsps::certgen::self_signed(&["localhost".to_string()])
+            .expect("generate a certificate for the test Prosody");
+        fs::write(&cert, pair.cert_pem).expect("write the certificate");
+        fs::write(dir.path().join("certs/localhost.key"), pair.key_pem).expect("write the key");
         let (c2s_port, component_port) = (free_port(), free_port());
         let config = config_path(dir.path());
         fs::write(
@@ -98,6 +109,7 @@ impl Prosody {
             c2s_addr: format!("127.0.0.1:{c2s_port}"),
             component_addr: format!("127.0.0.1:{component_port}"),
             domain: "localhost".to_owned(),
+            cert,
             dir,
             child,
         };
@@ -207,7 +219,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The config: loopback only, real accounts in the temp dir, no TLS, s2s or HTTP.
+/// The config: loopback only, real accounts in the temp dir, c2s only over STARTTLS,
+/// no s2s or HTTP.
 ///
 /// Strings are written with Rust's `{:?}`, which matches Lua's quoting for the plain
 /// ASCII names and secrets tests use.
@@ -230,10 +243,11 @@ interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s_port} }}; c2s_interfaces = {{ "127.0.0.1" }}
 component_ports = {{ {component_port} }}; component_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ }}; http_ports = {{ }}; https_ports = {{ }}; c2s_direct_tls_ports = {{ }}
-modules_enabled = {{ "roster", "saslauth", "disco", "ping", "version" }}
-modules_disabled = {{ "s2s", "tls", "offline", "register", "http", "bosh", "websocket" }}
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version" }}
+modules_disabled = {{ "s2s", "offline", "register", "http", "bosh", "websocket" }}
+ssl = {{ certificate = "{dir}/certs/localhost.crt"; key = "{dir}/certs/localhost.key" }}
+c2s_require_encryption = true
+allow_unencrypted_plain_auth = false
 authentication = "internal_hashed"
 storage = "internal"
 component_conflict_resolve = "kick_old"

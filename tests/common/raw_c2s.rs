@@ -1,11 +1,13 @@
 //! A c2s client that writes raw XML text: for stanzas no well-behaved library would
-//! build (thousands of levels deep, 16 KB names). It logs in with SASL PLAIN over
-//! plaintext (the test Prosody allows it), binds, and then only writes strings and
-//! searches what came back.
+//! build (thousands of levels deep, 16 KB names). It starts TLS (the test Prosody
+//! requires it), logs in with SASL PLAIN inside it, binds, and then only writes
+//! strings and searches what came back.
 
 use std::time::Duration;
 
 use base64::Engine;
+use dsps::client::c2s::socket::Socket;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -13,7 +15,7 @@ use super::prosody::Prosody;
 
 /// A logged-in raw connection.
 pub struct RawC2s {
-    tcp: TcpStream,
+    tcp: Socket,
     /// Everything received since the last [`RawC2s::wait_for`] match.
     seen: String,
     /// The bound full JID.
@@ -27,7 +29,7 @@ impl RawC2s {
             .await
             .expect("c2s connect");
         let mut c = RawC2s {
-            tcp,
+            tcp: Socket::Plain(tcp),
             seen: String::new(),
             jid: format!("{user}@{}/raw", prosody.domain),
         };
@@ -36,6 +38,22 @@ impl RawC2s {
              xmlns:stream='http://etherx.jabber.org/streams' to='{}' version='1.0'>",
             prosody.domain
         );
+        c.send(&header).await;
+        c.wait_for("</stream:features>").await;
+        c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        c.wait_for("<proceed").await;
+        c.wait_for(">").await;
+        let Socket::Plain(tcp) = c.tcp else {
+            unreachable!("TLS starts once")
+        };
+        let config = dsps::client::tls::trust_pem(&prosody.cert).expect("test certificate");
+        let name = ServerName::try_from(prosody.domain.clone()).expect("server name");
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .expect("TLS with the test Prosody");
+        c.tcp = Socket::Tls(Box::new(tls));
         c.send(&header).await;
         c.wait_for("</stream:features>").await;
         let creds =

@@ -126,7 +126,7 @@ async fn dial(opts: &ConnectOptions, domain: &str) -> Result<TcpStream, C2sError
 }
 
 fn offers_starttls(features: &StreamFeatures) -> bool {
-    features.others.iter().any(|f| f.is("starttls", NS_TLS))
+    features.can_starttls()
 }
 
 /// RFC 6120 §5.4: `<starttls/>`, `<proceed/>`, then the TLS handshake on the same
