@@ -111,11 +111,7 @@ impl FileMeta {
     /// assert_eq!(meta("C:\\x\\a:b.txt").safe_name(), "a_b.txt");
     /// ```
     pub fn safe_name(&self) -> String {
-        let last = self
-            .name
-            .rsplit(['/', '\\'])
-            .next()
-            .unwrap_or_default();
+        let last = self.name.rsplit(['/', '\\']).next().unwrap_or_default();
         let cleaned: String = last
             .chars()
             .map(|c| {
