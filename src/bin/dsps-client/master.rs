@@ -31,6 +31,9 @@ pub const CHUNK: usize = 256 * 1024;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the DSPS may take to close our connection after we half-closed it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After the DSPS closed our connection, how long the upload task may take to say
+/// whether it had finished (it has, unless the close cut it off).
+const UPLOAD_REPORT: Duration = Duration::from_secs(5);
 
 /// Who a master waits for before it streams.
 #[derive(Debug, Clone)]
@@ -205,8 +208,18 @@ where
             done = &mut drain => {
                 match done {
                     Ok(Ok(())) if uploaded.is_some() => break Ok(()),
-                    // Closed before we finished: the relay (or the stream) went away.
-                    Ok(Ok(())) => break fail(Exit::PeerGone, "streaming", "the relay closed the connection before the end"),
+                    // The DSPS closes our connection as soon as it has read our
+                    // half-close, so EOF can win the race against the upload task's
+                    // own completion: give the upload a moment to report.
+                    Ok(Ok(())) => match tokio::time::timeout(UPLOAD_REPORT, &mut upload).await {
+                        Ok(Ok(Ok(sent))) => {
+                            uploaded = Some(sent);
+                            break Ok(());
+                        }
+                        Ok(Ok(Err(e))) => break Err(e),
+                        // Closed before we finished: the relay (or the stream) went away.
+                        _ => break fail(Exit::PeerGone, "streaming", "the relay closed the connection before the end"),
+                    },
                     Ok(Err(e)) => break Err(e).context("reading from the relay"),
                     Err(e) => break fail(Exit::Other, "reading from the relay", e.to_string()),
                 }
