@@ -16,7 +16,7 @@ Exit codes:
   1  other failure
   2  usage (bad or missing options, no password available)
   3  login refused (wrong password, not authorized)
-  4  TLS certificate of the XMPP server not trusted
+  4  TLS for the login failed: certificate not trusted (or no STARTTLS)
   5  server unreachable (DNS, connection refused, connection lost)
   6  a peer said no or went away (invitation rejected, expired or timed out,
      a receiver left early, we were dropped)
@@ -48,7 +48,8 @@ pub struct Global {
     /// Read the password from the first line of FILE.
     #[arg(long, value_name = "FILE", global = true)]
     pub password_file: Option<PathBuf>,
-    /// The XMPP server's client address (default: the account's domain, port 5222).
+    /// The XMPP server's client address (default: the domain's SRV records, else the
+    /// domain on port 5222).
     #[arg(long, value_name = "HOST:PORT", global = true)]
     pub server: Option<String>,
     /// Trust the CA certificates in this PEM file for the XMPP login (instead of the

@@ -1,16 +1,16 @@
 //! The XMPP login: which full JID, which password, how to reach the server.
 //!
-//! [`connect`] is the one function that logs in. Today it calls
-//! `XmppClient::connect(server, jid, password)`, which speaks plaintext only, so
-//! without `--plaintext` it refuses rather than send the password in the clear.
-//! [`ConnectChoice`] already carries `--server`, `--ca`, `--insecure` and
-//! `--plaintext` for the TLS login (`XmppClient::connect_with` with SRV lookup and
-//! STARTTLS) that replaces the call in one place.
+//! [`connect`] is the one function that logs in, with
+//! `XmppClient::connect_with`: `--server`, or the domain's SRV records (then the
+//! domain on 5222), and STARTTLS unless `--plaintext`. The TLS configurations for
+//! `--ca` and `--insecure` (and the system roots) are still to come from
+//! `dsps::client::tls`; until then a login without `--plaintext` is refused rather
+//! than sent in the clear. [`ConnectChoice`] already carries all four options.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use dsps::client::c2s::{Incoming, XmppClient};
+use dsps::client::c2s::{self, ConnectOptions, Incoming, XmppClient};
 use xmpp_parsers::jid::Jid;
 
 use crate::cli::Global;
@@ -142,22 +142,26 @@ pub async fn connect(
     password: &str,
     choice: &ConnectChoice,
 ) -> Result<(XmppClient, Incoming)> {
-    let server = choice
-        .server
-        .clone()
-        .unwrap_or_else(|| format!("{}:5222", account.domain));
+    let server = choice.server.as_deref().unwrap_or(&account.domain);
     let what = format!("logging in to {server} as {}", account.jid);
-    if choice.security != Security::Plaintext {
-        // TODO: switch to XmppClient::connect_with(jid, password, &ConnectOptions) once
-        // the TLS login is on main; until then refuse rather than send the password
-        // in the clear to a server that was not meant to get it.
-        return fail(
-            Exit::Other,
-            what,
-            "this build cannot log in with TLS yet; --plaintext logs in without it (loopback or test servers only)",
-        );
-    }
-    XmppClient::connect(&server, &account.jid, password)
+    let security = match &choice.security {
+        Security::Plaintext => c2s::Security::Plaintext,
+        // TODO: Security::Tls(client::tls::system_roots() / trust_pem(ca)) and
+        // client::tls::insecure() once those helpers are on main; until then refuse
+        // rather than send the password in the clear to a server not meant for it.
+        Security::Tls { .. } | Security::Insecure => {
+            return fail(
+                Exit::Other,
+                what,
+                "this build cannot log in with TLS yet; --plaintext logs in without it (loopback or test servers only)",
+            )
+        }
+    };
+    let opts = ConnectOptions {
+        server: choice.server.clone(),
+        security,
+    };
+    XmppClient::connect_with(&account.jid, password, &opts)
         .await
         .map_err(|e| Failure::login(what, e))
 }
