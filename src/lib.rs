@@ -33,8 +33,9 @@
 //! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`
 //!   is the entry point, `service::run_with_link` runs it with channels in place
 //!   of the component link (relay tests without an XMPP server).
-//! - [`client`]: the client library (XMPP c2s client, DSPS session helpers and the
-//!   connection methods in `transport`).
+//! - [`client`]: the client library (XMPP c2s client, DSPS session helpers, the
+//!   connection methods in `transport`, requests by stream JID, file metadata),
+//!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 #![forbid(unsafe_code)]
 

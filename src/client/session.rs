@@ -325,7 +325,7 @@ pub struct DspsClient {
     dsps: String,
 }
 
-fn check(resp: Element) -> Result<Iq, ClientError> {
+pub(super) fn check(resp: Element) -> Result<Iq, ClientError> {
     let iq = Iq::parse(&resp).map_err(|e| ClientError::Protocol(format!("{e:?}")))?;
     if iq.kind == IqKind::Error {
         let code = iq.error_code();
@@ -340,7 +340,7 @@ fn check(resp: Element) -> Result<Iq, ClientError> {
     Ok(iq)
 }
 
-fn payload(iq: &Iq) -> Result<&Element, ClientError> {
+pub(super) fn payload(iq: &Iq) -> Result<&Element, ClientError> {
     iq.payload
         .as_ref()
         .ok_or_else(|| ClientError::Protocol("result without a query".into()))
@@ -358,6 +358,11 @@ impl DspsClient {
     /// The underlying XMPP client.
     pub fn xmpp(&self) -> &XmppClient {
         &self.xmpp
+    }
+
+    /// The DSPS component domain this client talks to.
+    pub fn service(&self) -> &str {
+        &self.dsps
     }
 
     /// Sends one request and returns the result iq, or the DSPS error.

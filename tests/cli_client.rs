@@ -1,0 +1,584 @@
+//! The `dsps-client` binary end to end: a private Prosody, the real `dsps` binary and
+//! `dsps-client` processes (plus library clients where a test needs a misbehaving
+//! peer). Files and streams are checked by sha256, failures by their exit code and
+//! their one line on stderr.
+//!
+//! Every wait is bounded: processes are killed by PID when a test ends, readiness is
+//! a line a process prints (or an answered ping), never a sleep.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dsps::client::c2s::XmppClient;
+use dsps::client::file_meta::FileMeta;
+use dsps::client::session::{invite_slaves, DspsClient, DspsEvent, DspsEvents};
+use dsps::proto::query::{AdminRequest, CreateRequest};
+use minidom::Element;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use common::c2s::within;
+use common::scenario::{Rig, DOMAIN, PASSWORD};
+
+/// Unique per test file, so a stray instance can never accept our component.
+const SECRET: &str = "cli-client-secret";
+/// Bound on one client process's run.
+const RUN: Duration = Duration::from_secs(40);
+/// Bound on a client process getting ready (logged in, waiting).
+const READY: Duration = Duration::from_secs(15);
+/// The size of the random payloads.
+const PAYLOAD: usize = 4 * 1024 * 1024;
+/// What clients wait for peers (`--timeout`): short, so a broken test fails fast.
+const PEER_TIMEOUT: &str = "20";
+
+const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank"];
+
+fn rig() -> Rig {
+    Rig::start(SECRET, USERS, "")
+}
+
+/// A running `dsps-client`; killed by PID when dropped.
+struct Client {
+    child: Child,
+    stderr_rx: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    name: String,
+}
+
+/// How a finished client ended.
+struct Outcome {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<String>,
+}
+
+impl Outcome {
+    /// Asserts exit `code` and exactly one line on stderr, in our failure format.
+    fn assert_failure(&self, code: i32, what: &str) -> String {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: expected exit {code}; stderr:\n{}",
+            self.stderr.join("\n")
+        );
+        assert_eq!(
+            self.stderr.len(),
+            1,
+            "{what}: expected one line on stderr, got:\n{}",
+            self.stderr.join("\n")
+        );
+        let line = self.stderr[0].clone();
+        assert!(line.starts_with("dsps-client: "), "{what}: {line}");
+        line
+    }
+
+    fn assert_success(&self, what: &str) {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what} failed; stderr:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Builds `dsps-client` with the login options for `user` on `rig`'s Prosody.
+fn client_command(rig: &Rig, jid: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsps-client"));
+    cmd.args([
+        "--plaintext",
+        "--server",
+        &rig.prosody.c2s_addr,
+        "--dsps",
+        DOMAIN,
+        "--timeout",
+        PEER_TIMEOUT,
+        "--jid",
+        jid,
+    ])
+    .args(args)
+    .env("DSPS_PASSWORD", PASSWORD)
+    .env_remove("DSPS_JID")
+    .env_remove("DSPS_SERVICE")
+    .env_remove("RUST_LOG")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+impl Client {
+    fn spawn(mut cmd: Command, name: &str) -> Client {
+        let mut child = cmd.spawn().expect("spawn dsps-client");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, stderr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stdout.read_to_end(&mut all);
+            all
+        });
+        Client {
+            child,
+            stderr_rx,
+            stderr: Vec::new(),
+            stdout: Some(stdout),
+            name: name.to_string(),
+        }
+    }
+
+    fn run(rig: &Rig, jid: &str, args: &[&str], name: &str) -> Client {
+        Client::spawn(client_command(rig, jid, args), name)
+    }
+
+    /// Waits (bounded) for a stderr line containing `needle`; returns it.
+    fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.stderr.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{} never printed {needle:?} within {timeout:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The child's stdin (for `publish`).
+    fn stdin(&mut self) -> std::process::ChildStdin {
+        self.child.stdin.take().expect("piped stdin")
+    }
+
+    /// Waits (bounded by [`RUN`]) for the exit; collects the output.
+    fn finish(&mut self) -> Outcome {
+        let deadline = Instant::now() + RUN;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for dsps-client") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                while let Ok(l) = self.stderr_rx.recv_timeout(Duration::from_millis(100)) {
+                    self.stderr.push(l);
+                }
+                panic!(
+                    "{} did not exit within {RUN:?}; stderr:\n{}",
+                    self.name,
+                    self.stderr.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The reader threads end at EOF, which the exit brings.
+        while let Ok(line) = self.stderr_rx.recv_timeout(Duration::from_secs(5)) {
+            self.stderr.push(line);
+        }
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().expect("stdout reader"))
+            .unwrap_or_default();
+        Outcome {
+            code: status.code(),
+            stdout,
+            stderr: std::mem::take(&mut self.stderr),
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn random_payload() -> Vec<u8> {
+    let mut data = vec![0u8; PAYLOAD];
+    rand::thread_rng().fill_bytes(&mut data);
+    data
+}
+
+fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn jid(user: &str, resource: &str) -> String {
+    format!("{user}@localhost/{resource}")
+}
+
+fn dir_entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect()
+}
+
+/// Logs a library client in as `user@localhost/<resource>`.
+async fn library_login(rig: &Rig, user: &str, resource: &str) -> (XmppClient, DspsEvents) {
+    let (xmpp, incoming) = within(XmppClient::connect(
+        &rig.prosody.c2s_addr,
+        &jid(user, resource),
+        PASSWORD,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("library login as {user} failed: {e}"));
+    let events = DspsEvents::new(xmpp.clone(), incoming);
+    (xmpp, events)
+}
+
+/// Pings `target` until it answers with a result (a `dsps-client` answers pings once
+/// it is logged in), bounded by [`READY`].
+async fn wait_online(xmpp: &XmppClient, target: &str) {
+    let deadline = Instant::now() + READY;
+    let ping = || Element::bare("ping", "urn:xmpp:ping");
+    loop {
+        if let Ok(reply) = xmpp.request("get", target, ping(), READY).await {
+            if reply.attr("type") == Some("result") {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{target} never came online");
+        // Prosody answers at once for an offline JID; do not spin.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn send_reaches_two_receivers() {
+    let rig = rig();
+    let work = tempfile::tempdir().expect("temp dir");
+    let input = work.path().join("payload.bin");
+    let data = random_payload();
+    std::fs::write(&input, &data).expect("write input");
+    let mut receivers = Vec::new();
+    for user in ["bob", "carol"] {
+        let out = work.path().join(user);
+        std::fs::create_dir(&out).expect("out dir");
+        let mut recv = Client::run(
+            &rig,
+            &jid(user, "recv"),
+            &["recv", "--out", out.to_str().expect("utf-8 path")],
+            user,
+        );
+        recv.wait_line("is waiting for an invitation", READY);
+        receivers.push((recv, out));
+    }
+    let to_bob = jid("bob", "recv");
+    let to_carol = jid("carol", "recv");
+    let mut send = Client::run(
+        &rig,
+        &jid("alice", "send"),
+        &[
+            "send",
+            input.to_str().expect("utf-8 path"),
+            "--to",
+            &to_bob,
+            "--to",
+            &to_carol,
+        ],
+        "send",
+    );
+    let sent = send.finish();
+    sent.assert_success("send");
+    let summary = sent.stdout_text();
+    assert!(
+        summary.starts_with(&format!("sent {PAYLOAD} bytes to 2 receivers in ")),
+        "{summary}"
+    );
+    assert!(summary.trim_end().ends_with(&sha256(&data)), "{summary}");
+    for (mut recv, out) in receivers {
+        let got = recv.finish();
+        got.assert_success(&recv.name);
+        let file = out.join("payload.bin");
+        let copy = std::fs::read(&file).expect("received file");
+        assert_eq!(
+            sha256(&copy),
+            sha256(&data),
+            "{} has other bytes",
+            recv.name
+        );
+        assert_eq!(dir_entries(&out), vec![file], "only the file is left");
+        assert!(got.stdout_text().contains(" OK: "), "{}", got.stdout_text());
+    }
+}
+
+#[test]
+fn publish_reaches_three_public_joiners() {
+    let rig = rig();
+    let data = random_payload();
+    let mut cmd = client_command(&rig, &jid("alice", "pub"), &["publish", "--public", "3"]);
+    cmd.stdin(Stdio::piped());
+    let mut publish = Client::spawn(cmd, "publish");
+    let line = publish.wait_line("public stream: ", READY);
+    let public = line
+        .split("public stream: ")
+        .nth(1)
+        .expect("the JID follows")
+        .trim()
+        .to_string();
+    assert!(public.starts_with(&format!("{DOMAIN}/")), "{line}");
+    let mut joiners: Vec<Client> = ["bob", "carol", "dave"]
+        .iter()
+        .map(|u| Client::run(&rig, &jid(u, "join"), &["join", "--public", &public], u))
+        .collect();
+    // publish reads standard input only once all three are connected.
+    let mut stdin = publish.stdin();
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        })
+    };
+    let published = publish.finish();
+    writer.join().expect("stdin writer");
+    published.assert_success("publish");
+    assert!(
+        published.stdout_text().starts_with(&format!(
+            "published {PAYLOAD} bytes to at least 3 public readers"
+        )),
+        "{}",
+        published.stdout_text()
+    );
+    for joiner in &mut joiners {
+        let got = joiner.finish();
+        got.assert_success(&joiner.name);
+        assert_eq!(
+            got.stdout.len(),
+            PAYLOAD,
+            "{} got a short stream",
+            joiner.name
+        );
+        assert_eq!(
+            sha256(&got.stdout),
+            sha256(&data),
+            "{} got other bytes",
+            joiner.name
+        );
+    }
+}
+
+#[test]
+fn login_failures_are_one_line_with_their_codes() {
+    let rig = rig();
+    // Wrong password: 3.
+    let mut cmd = client_command(&rig, &jid("alice", "x"), &["streams"]);
+    cmd.env("DSPS_PASSWORD", "not the password");
+    let line = Client::spawn(cmd, "wrong password")
+        .finish()
+        .assert_failure(3, "wrong password");
+    assert!(line.contains("logging in"), "{line}");
+
+    // Nothing listens: 5.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let server = format!("127.0.0.1:{closed}");
+    let mut cmd = client_command(&rig, &jid("alice", "x"), &["streams"]);
+    cmd.args(["--server", &server]);
+    let line = Client::spawn(cmd, "unreachable")
+        .finish()
+        .assert_failure(5, "unreachable server");
+    assert!(line.contains(&server), "{line}");
+
+    // No password anywhere (stdin is not a terminal): a usage error.
+    let mut cmd = client_command(&rig, &jid("alice", "x"), &["streams"]);
+    cmd.env_remove("DSPS_PASSWORD");
+    let line = Client::spawn(cmd, "no password")
+        .finish()
+        .assert_failure(2, "no password");
+    assert!(line.contains("DSPS_PASSWORD"), "{line}");
+
+    // `who` on a seat that is not ours: the DSPS's 404 as a clear line.
+    let seat = format!("{DOMAIN}/nosuchseat");
+    let line = Client::run(&rig, &jid("alice", "x"), &["who", &seat], "who")
+        .finish()
+        .assert_failure(1, "who of an unknown seat");
+    assert!(line.contains("no such seat"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_invitation_fails_send_with_6() {
+    let rig = rig();
+    let work = tempfile::tempdir().expect("temp dir");
+    let input = work.path().join("payload.bin");
+    std::fs::write(&input, b"a small file").expect("write input");
+    // erin answers every invitation with drop.
+    let (erin, mut erin_events) = library_login(&rig, "erin", "lib").await;
+    let erin_dsps = DspsClient::new(erin.clone(), DOMAIN);
+    let refuser = tokio::spawn(async move {
+        let inv = erin_events
+            .wait_for_invitation(Duration::from_secs(30))
+            .await
+            .expect("an invitation for erin");
+        erin_dsps.answer(&inv, false).await.expect("reject");
+    });
+    let to = jid("erin", "lib");
+    let input = input.to_str().expect("utf-8 path").to_string();
+    let rig_ref = &rig;
+    let outcome = tokio::task::block_in_place(|| {
+        Client::run(
+            rig_ref,
+            &jid("alice", "send"),
+            &["--quiet", "send", &input, "--to", &to],
+            "send",
+        )
+        .finish()
+    });
+    let line = outcome.assert_failure(6, "send to a refuser");
+    assert!(line.contains("rejected the invitation"), "{line}");
+    within(refuser).await.expect("the refuser ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_mismatch_fails_recv_with_7_and_leaves_no_file() {
+    let rig = rig();
+    let out = tempfile::tempdir().expect("temp dir");
+    let out_arg = out.path().to_str().expect("utf-8 path").to_string();
+    let receiver = jid("frank", "recv");
+    let mut recv = Client::run(
+        &rig,
+        &receiver,
+        &["--quiet", "recv", "--out", &out_arg],
+        "recv",
+    );
+
+    // A library sender whose metadata names the wrong digest.
+    let (alice, mut events) = library_login(&rig, "alice", "lib").await;
+    wait_online(&alice, &receiver).await;
+    let data = random_payload();
+    let meta = FileMeta {
+        name: "payload.bin".into(),
+        size: data.len() as u64,
+        sha256: "00".repeat(32),
+    };
+    let dsps = DspsClient::new(alice.clone(), DOMAIN);
+    let seat = within(dsps.create(&CreateRequest::default()))
+        .await
+        .expect("create");
+    let invite = AdminRequest {
+        comments: vec![meta.to_comment()],
+        ..invite_slaves([receiver.as_str()])
+    };
+    within(dsps.admin(&seat, &invite)).await.expect("invite");
+    let (mut reader, mut writer) = within(dsps.connect(&seat, None))
+        .await
+        .expect("relay")
+        .into_split();
+    within(
+        events.wait_for(
+            Duration::from_secs(10),
+            "the receiver connecting",
+            |e| match e {
+                DspsEvent::Presence { ref push, .. }
+                    if push
+                        .peers
+                        .iter()
+                        .any(|(s, j)| s == "connect" && *j == receiver) =>
+                {
+                    std::ops::ControlFlow::Break(())
+                }
+                other => std::ops::ControlFlow::Continue(other),
+            },
+        ),
+    )
+    .await
+    .expect("frank connects");
+    within(writer.write_all(&data)).await.expect("send data");
+    within(writer.shutdown()).await.expect("half-close");
+    while within(reader.next_block()).await.expect("read").is_some() {}
+    within(dsps.leave(&seat)).await.expect("leave");
+
+    let outcome = tokio::task::block_in_place(|| recv.finish());
+    let line = outcome.assert_failure(7, "recv of a mislabelled file");
+    assert!(line.contains("sha256 mismatch"), "{line}");
+    assert_eq!(
+        dir_entries(out.path()),
+        Vec::<PathBuf>::new(),
+        "no file is left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_and_stats_show_a_public_stream_as_json() {
+    let rig = rig();
+    let (alice, _events) = library_login(&rig, "alice", "lib").await;
+    let dsps = DspsClient::new(alice.clone(), DOMAIN);
+    let comment = Element::builder("comment", "jabber:iq:dsps")
+        .append("cli listing")
+        .build();
+    let seat = within(dsps.create(&CreateRequest {
+        maxpublic: 2,
+        comments: vec![comment],
+        ..CreateRequest::default()
+    }))
+    .await
+    .expect("create");
+    let public = seat.info.public.clone().expect("the public JID");
+
+    let rig_ref = &rig;
+    let run = |args: &[&str], name: &str| {
+        tokio::task::block_in_place(|| {
+            Client::run(rig_ref, &jid("bob", "info"), args, name).finish()
+        })
+    };
+    let listed = run(&["streams", "--json"], "streams");
+    listed.assert_success("streams --json");
+    let streams: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).expect("streams prints JSON");
+    let entry = streams
+        .as_array()
+        .expect("an array of streams")
+        .iter()
+        .find(|s| s["jid"] == public.as_str())
+        .unwrap_or_else(|| panic!("{public} is not listed: {streams}"));
+    assert_eq!(entry["maxpublic"], 2, "{entry}");
+    assert_eq!(entry["masters"], 1, "{entry}");
+    assert_eq!(entry["comments"][0], "cli listing", "{entry}");
+
+    let shown = run(&["stats", &public, "--json"], "stats");
+    shown.assert_success("stats --json");
+    let stats: serde_json::Value =
+        serde_json::from_slice(&shown.stdout).expect("stats prints JSON");
+    assert_eq!(stats["maxpublic"], 2, "{stats}");
+    assert_eq!(stats["public"], 0, "{stats}");
+    assert_eq!(stats["protocol"], "0.5", "{stats}");
+    assert_eq!(stats["comments"][0], "cli listing", "{stats}");
+}
