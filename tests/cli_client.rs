@@ -95,28 +95,35 @@ impl Outcome {
     }
 }
 
-/// Builds `dsps-client` with the login options for `user` on `rig`'s Prosody.
+/// Builds `dsps-client` with the login options for `user` on `rig`'s Prosody, which
+/// requires STARTTLS: its self-signed certificate is trusted with `--ca`.
 fn client_command(rig: &Rig, jid: &str, args: &[&str]) -> Command {
+    let ca = rig.prosody.cert.display().to_string();
+    command_trusting(rig, jid, &["--ca", &ca], args)
+}
+
+/// [`client_command`] with `trust` in place of `--ca <the server's certificate>`.
+fn command_trusting(rig: &Rig, jid: &str, trust: &[&str], args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsps-client"));
-    cmd.args([
-        "--plaintext",
-        "--server",
-        &rig.prosody.c2s_addr,
-        "--dsps",
-        DOMAIN,
-        "--timeout",
-        PEER_TIMEOUT,
-        "--jid",
-        jid,
-    ])
-    .args(args)
-    .env("DSPS_PASSWORD", PASSWORD)
-    .env_remove("DSPS_JID")
-    .env_remove("DSPS_SERVICE")
-    .env_remove("RUST_LOG")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(trust)
+        .args([
+            "--server",
+            &rig.prosody.c2s_addr,
+            "--dsps",
+            DOMAIN,
+            "--timeout",
+            PEER_TIMEOUT,
+            "--jid",
+            jid,
+        ])
+        .args(args)
+        .env("DSPS_PASSWORD", PASSWORD)
+        .env_remove("DSPS_JID")
+        .env_remove("DSPS_SERVICE")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd
 }
 
@@ -252,10 +259,10 @@ fn dir_entries(dir: &Path) -> Vec<PathBuf> {
 
 /// Logs a library client in as `user@localhost/<resource>`.
 async fn library_login(rig: &Rig, user: &str, resource: &str) -> (XmppClient, DspsEvents) {
-    let (xmpp, incoming) = within(XmppClient::connect(
-        &rig.prosody.c2s_addr,
+    let (xmpp, incoming) = within(XmppClient::connect_with(
         &jid(user, resource),
         PASSWORD,
+        &common::c2s::tls_to(&rig.prosody),
     ))
     .await
     .unwrap_or_else(|e| panic!("library login as {user} failed: {e}"));
@@ -417,6 +424,36 @@ fn login_failures_are_one_line_with_their_codes() {
         .finish()
         .assert_failure(5, "unreachable server");
     assert!(line.contains(&server), "{line}");
+
+    // The server's self-signed certificate is not among the system's roots: 4. The
+    // "system" store is pinned to another certificate so the case does not depend
+    // on the machine's CA bundle (rustls-native-certs reads SSL_CERT_FILE).
+    let other = tempfile::tempdir().expect("temp dir");
+    let (other_cert, _) =
+        dsps::certgen::write_pair(other.path(), &["elsewhere.example".to_string()], false)
+            .expect("another certificate");
+    let mut cmd = command_trusting(&rig, &jid("alice", "x"), &[], &["streams"]);
+    cmd.env("SSL_CERT_FILE", &other_cert)
+        .env_remove("SSL_CERT_DIR");
+    let line = Client::spawn(cmd, "untrusted")
+        .finish()
+        .assert_failure(4, "untrusted certificate");
+    assert!(line.contains("not trusted"), "{line}");
+
+    // --insecure takes any certificate (tests and labs only).
+    let cmd = command_trusting(&rig, &jid("alice", "x"), &["--insecure"], &["streams"]);
+    Client::spawn(cmd, "insecure")
+        .finish()
+        .assert_success("--insecure login");
+
+    // A plaintext login to a server that requires TLS fails in one line.
+    let cmd = command_trusting(&rig, &jid("alice", "x"), &["--plaintext"], &["streams"]);
+    let outcome = Client::spawn(cmd, "plaintext").finish();
+    assert_ne!(
+        outcome.code,
+        Some(0),
+        "a plaintext login to a TLS-only server"
+    );
 
     // No password anywhere (stdin is not a terminal): a usage error.
     let mut cmd = client_command(&rig, &jid("alice", "x"), &["streams"]);

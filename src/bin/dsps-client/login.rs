@@ -2,15 +2,14 @@
 //!
 //! [`connect`] is the one function that logs in, with
 //! `XmppClient::connect_with`: `--server`, or the domain's SRV records (then the
-//! domain on 5222), and STARTTLS unless `--plaintext`. The TLS configurations for
-//! `--ca` and `--insecure` (and the system roots) are still to come from
-//! `dsps::client::tls`; until then a login without `--plaintext` is refused rather
-//! than sent in the clear. [`ConnectChoice`] already carries all four options.
+//! domain on 5222), and STARTTLS unless `--plaintext`, trusting the system roots,
+//! only `--ca FILE`, or (`--insecure`) anyone (`dsps::client::tls`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use dsps::client::c2s::{self, ConnectOptions, Incoming, XmppClient};
+use dsps::client::tls;
 use xmpp_parsers::jid::Jid;
 
 use crate::cli::Global;
@@ -146,16 +145,13 @@ pub async fn connect(
     let what = format!("logging in to {server} as {}", account.jid);
     let security = match &choice.security {
         Security::Plaintext => c2s::Security::Plaintext,
-        // TODO: Security::Tls(client::tls::system_roots() / trust_pem(ca)) and
-        // client::tls::insecure() once those helpers are on main; until then refuse
-        // rather than send the password in the clear to a server not meant for it.
-        Security::Tls { .. } | Security::Insecure => {
-            return fail(
-                Exit::Other,
-                what,
-                "this build cannot log in with TLS yet; --plaintext logs in without it (loopback or test servers only)",
-            )
-        }
+        Security::Insecure => c2s::Security::Tls(tls::insecure()),
+        Security::Tls { ca: Some(ca) } => c2s::Security::Tls(
+            tls::trust_pem(ca).map_err(|e| Failure::new(Exit::Usage, "--ca", e.to_string()))?,
+        ),
+        Security::Tls { ca: None } => c2s::Security::Tls(
+            tls::system_roots().map_err(|e| Failure::new(Exit::Untrusted, what.clone(), e))?,
+        ),
     };
     let opts = ConnectOptions {
         server: choice.server.clone(),
