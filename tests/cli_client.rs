@@ -287,23 +287,59 @@ async fn wait_online(xmpp: &XmppClient, target: &str) {
     }
 }
 
+/// The HTTP listener's address, from the dsps log.
+fn http_listener(rig: &Rig) -> String {
+    rig.dsps.wait_for_log("HTTP listener listening", READY);
+    let log = rig.dsps.log();
+    let at = log.find("http=").expect("the HTTP listener is logged") + "http=".len();
+    log[at..]
+        .split_whitespace()
+        .next()
+        .expect("an address")
+        .to_string()
+}
+
+/// Alice sends one file to bob, who connects to the relay through the HTTP
+/// listener and STARTTLS, and carol, through STARTTLS on the relay port, both
+/// trusting the relay's self-signed certificate (`dsps gen-cert`).
 #[test]
 fn send_reaches_two_receivers() {
-    let rig = rig();
     let work = tempfile::tempdir().expect("temp dir");
+    let (cert, key) =
+        dsps::certgen::write_pair(&work.path().join("tls"), &["127.0.0.1".to_string()], false)
+            .expect("relay certificate");
+    let extra = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let rig = Rig::start(SECRET, USERS, &extra);
+    let http = http_listener(&rig);
+    let ca = cert.display().to_string();
     let input = work.path().join("payload.bin");
     let data = random_payload();
     std::fs::write(&input, &data).expect("write input");
     let mut receivers = Vec::new();
-    for user in ["bob", "carol"] {
+    let methods: [(&str, Vec<&str>); 2] = [
+        (
+            "bob",
+            vec![
+                "--via",
+                "http+tls",
+                "--relay-ca",
+                &ca,
+                "--relay-addr",
+                &http,
+            ],
+        ),
+        ("carol", vec!["--via", "tls", "--relay-ca", &ca]),
+    ];
+    for (user, via) in methods {
         let out = work.path().join(user);
         std::fs::create_dir(&out).expect("out dir");
-        let mut recv = Client::run(
-            &rig,
-            &jid(user, "recv"),
-            &["recv", "--out", out.to_str().expect("utf-8 path")],
-            user,
-        );
+        let mut args = via.clone();
+        args.extend(["recv", "--out", out.to_str().expect("utf-8 path")]);
+        let mut recv = Client::run(&rig, &jid(user, "recv"), &args, user);
         recv.wait_line("is waiting for an invitation", READY);
         receivers.push((recv, out));
     }
@@ -344,6 +380,13 @@ fn send_reaches_two_receivers() {
         assert_eq!(dir_entries(&out), vec![file], "only the file is left");
         assert!(got.stdout_text().contains(" OK: "), "{}", got.stdout_text());
     }
+    // Both receivers' relay connections ran inside TLS (alice's did not).
+    assert_eq!(
+        rig.dsps.log().matches("tls=true").count(),
+        2,
+        "two TLS attachments:\n{}",
+        rig.dsps.log()
+    );
 }
 
 #[test]

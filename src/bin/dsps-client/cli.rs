@@ -71,9 +71,22 @@ pub struct Global {
         global = true
     )]
     pub dsps: Option<String>,
-    /// Connect to the relay here instead of the host:port the DSPS advertises.
+    /// Connect to the relay here instead of the host:port the DSPS advertises (for
+    /// --via http: the DSPS's HTTP listener; the default is port 80 of the host).
     #[arg(long, value_name = "HOST:PORT", global = true)]
     pub relay_addr: Option<String>,
+    /// How to connect to the relay: default, http (the HTTP preamble, for networks
+    /// that only let HTTP out), tls (starttls) or http+tls.
+    #[arg(long, value_name = "METHOD", default_value = "default", global = true)]
+    pub via: dsps::client::transport::Via,
+    /// With --via tls/http+tls: trust only this PEM file (the relay's self-signed
+    /// certificate or its CA) instead of the system roots.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub relay_ca: Option<PathBuf>,
+    /// With --via tls/http+tls: the name the relay's certificate must carry
+    /// (default: the advertised relay host).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub relay_tls_name: Option<String>,
     /// No progress and no informational lines (results, failures and --status lines
     /// still print).
     #[arg(long, short, global = true)]

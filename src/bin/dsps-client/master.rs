@@ -13,7 +13,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use dsps::client::file_meta::hex;
-use dsps::client::session::{ClientError, DataConn, DspsClient, DspsEvent, Seat};
+use dsps::client::session::{ClientError, DspsClient, DspsEvent, Seat};
+use dsps::client::transport::RelayConn;
 use dsps::proto::query::PresencePush;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -172,7 +173,7 @@ pub async fn reject_busy(s: &Session, inv: &dsps::client::session::InvitationReq
 pub async fn stream<R>(
     s: &mut Session,
     seat: &Seat,
-    conn: DataConn,
+    conn: RelayConn,
     source: R,
     progress: Progress,
     audience: &Audience,
@@ -316,7 +317,7 @@ fn note_departures(s: &Session, push: &PresencePush, audience: &Audience, left: 
 /// Copies `source` to the relay, then half-closes. Returns bytes sent and their sha256.
 async fn upload<R: AsyncRead + Unpin>(
     mut source: R,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: tokio::io::WriteHalf<dsps::client::transport::RelayStream>,
     progress: Progress,
 ) -> Result<(u64, String)> {
     let mut buf = vec![0u8; CHUNK];

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dsps::client::file_meta::{hex, numbered, FileMeta};
-use dsps::client::session::{DataConn, DspsEvent, InvitationRequest, Seat};
+use dsps::client::session::{DspsEvent, InvitationRequest, Seat};
+use dsps::client::transport::RelayConn;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -175,7 +176,7 @@ async fn receive(
 /// the sha256 of what was written.
 async fn copy_blocks(
     s: &mut Session,
-    conn: DataConn,
+    conn: RelayConn,
     meta: &FileMeta,
     out: &mut (impl AsyncWriteExt + Unpin),
     queued: &mut VecDeque<Offer>,

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use dsps::client::c2s::XmppClient;
-use dsps::client::session::{ClientError, DataConn, DspsClient, DspsEvent, Seat, REQUEST_TIMEOUT};
+use dsps::client::session::{ClientError, DspsClient, DspsEvent, Seat, REQUEST_TIMEOUT};
+use dsps::client::transport::{self, RelayConn};
 
 use crate::cli::Global;
 use crate::events::Pump;
@@ -50,7 +51,7 @@ pub struct Session {
     pub out: Output,
     /// `--timeout`: bound on each wait for a peer.
     pub timeout: Duration,
-    relay_addr: Option<String>,
+    relay: transport::ConnectOptions,
 }
 
 impl Session {
@@ -68,7 +69,7 @@ impl Session {
             xmpp,
             out: Output::new(g.quiet),
             timeout: Duration::from_secs(g.timeout),
-            relay_addr: g.relay_addr.clone(),
+            relay: relay_options(g)?,
         })
     }
 
@@ -77,14 +78,15 @@ impl Session {
         self.xmpp.jid()
     }
 
-    /// Runs the relay handshake for `seat` (at `--relay-addr` if given).
-    pub async fn connect_relay(&self, seat: &Seat) -> Result<DataConn> {
-        let target = match &self.relay_addr {
+    /// Runs the relay handshake for `seat` by the `--via` method (at `--relay-addr`
+    /// if given).
+    pub async fn connect_relay(&self, seat: &Seat) -> Result<RelayConn> {
+        let target = match &self.relay.addr {
             Some(a) => a.clone(),
-            None => format!("{}:{}", seat.info.host, seat.info.port),
+            None => transport::host_port(&seat.info.host, seat.info.port),
         };
         self.dsps
-            .connect(seat, self.relay_addr.as_deref())
+            .connect_via(seat, &self.relay)
             .await
             .map_err(|e| Failure::relay_connect(format!("connecting to the relay at {target}"), e))
     }
@@ -152,4 +154,34 @@ pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// The relay connection method from `--via`, `--relay-addr`, `--relay-ca` and
+/// `--relay-tls-name`.
+fn relay_options(g: &Global) -> Result<transport::ConnectOptions> {
+    let tls = match (&g.relay_ca, g.via.tls()) {
+        (Some(ca), true) => Some(
+            transport::trust_pem(ca)
+                .map_err(|e| Failure::new(Exit::Usage, "--relay-ca", e.to_string()))?,
+        ),
+        (None, true) => Some(
+            dsps::client::tls::system_roots()
+                .map_err(|e| Failure::new(Exit::Untrusted, "--via tls", e))?,
+        ),
+        (Some(_), false) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                "--relay-ca",
+                "only applies with --via tls or --via http+tls",
+            ))
+        }
+        (None, false) => None,
+    };
+    Ok(transport::ConnectOptions {
+        via: g.via,
+        addr: g.relay_addr.clone(),
+        tls,
+        server_name: g.relay_tls_name.clone(),
+        ..transport::ConnectOptions::default()
+    })
 }
