@@ -134,6 +134,25 @@ impl DialPlan {
     }
 }
 
+/// Why a destination will not be dialled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The `<peer/>` itself is wrong (not a stream JID, a bad host): the client's
+    /// mistake (400).
+    Malformed(String),
+    /// The operator's policy does not allow it (403).
+    NotAllowed(String),
+}
+
+impl Refused {
+    /// The reason, for the error text.
+    pub fn text(&self) -> &str {
+        match self {
+            Refused::Malformed(t) | Refused::NotAllowed(t) => t,
+        }
+    }
+}
+
 /// The operator's rules for outbound relays.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayPolicy {
@@ -157,13 +176,13 @@ impl RelayPolicy {
     }
 
     /// Decides whether `t` may be dialled, and how; `Err` says why not.
-    pub fn plan(&self, t: &RelayTarget) -> Result<DialPlan, String> {
+    pub fn plan(&self, t: &RelayTarget) -> Result<DialPlan, Refused> {
         let jid = t.jid.trim();
         let domain = bare(jid);
         if domain.contains('@') || resource(jid).map_or(true, str::is_empty) || !is_domain(domain) {
-            return Err(format!(
+            return Err(Refused::Malformed(format!(
                 "{jid:?} is not the full JID of a stream on a DSPS (domain/resource)"
-            ));
+            )));
         }
         let domain = domain.to_ascii_lowercase();
         if let Some(pin) = self.pins.get(&domain) {
@@ -175,20 +194,23 @@ impl RelayPolicy {
                 pinned: true,
             });
         }
+        // An IPv6 hint may come bracketed, as in a URL.
         let host = match t.host.as_deref().map(str::trim) {
-            Some(h) if !h.is_empty() => h.to_string(),
+            Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
             _ => domain.clone(),
         };
         let host_ip = host.parse::<IpAddr>().ok();
         if host_ip.is_none() && !is_domain(&host) {
-            return Err(format!("host {host:?} is not a host name or an address"));
+            return Err(Refused::Malformed(format!(
+                "host {host:?} is not a host name or an address"
+            )));
         }
         let by_domain = self.rules.iter().any(|r| r.admits_domain(&domain));
         let by_net = host_ip.is_some_and(|ip| self.rules.iter().any(|r| r.contains(ip)));
         if !by_domain && !by_net {
-            return Err(format!(
+            return Err(Refused::NotAllowed(format!(
                 "{domain} is not in this DSPS's relay.allow_targets"
-            ));
+            )));
         }
         Ok(DialPlan {
             far_jid: jid.to_string(),
@@ -299,7 +321,10 @@ mod tests {
         let e = p
             .plan(&target("dsps.example.org/abc", None, None))
             .unwrap_err();
-        assert!(e.contains("allow_targets"), "{e}");
+        assert!(
+            matches!(&e, Refused::NotAllowed(t) if t.contains("allow_targets")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -445,9 +470,20 @@ mod tests {
             "user@dsps.example.org/r",
             "dsps example.org/r",
         ] {
-            assert!(p.plan(&target(bad, None, None)).is_err(), "{bad:?}");
+            assert!(
+                matches!(p.plan(&target(bad, None, None)), Err(Refused::Malformed(_))),
+                "{bad:?}"
+            );
         }
         assert!(p.plan(&target("dsps.example.org/r", None, None)).is_ok());
+        let bracketed = p
+            .plan(&target("dsps.example.org/r", Some("[2001:db8::1]"), None))
+            .unwrap();
+        assert_eq!(bracketed.authority(), "[2001:db8::1]:5290");
+        assert!(matches!(
+            p.plan(&target("dsps.example.org/r", Some("a b"), None)),
+            Err(Refused::Malformed(_))
+        ));
     }
 
     #[test]

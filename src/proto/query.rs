@@ -253,9 +253,21 @@ impl Request {
                     let jid = p.text().trim().to_string();
                     lim.attribute("peer JID", Some(&jid))?;
                     lim.attribute("host", get_attr(p, "host"))?;
+                    // A mistyped port must not quietly become the default one.
+                    let port = match get_attr(p, "port").map(str::trim) {
+                        None => None,
+                        Some(v) => match v.parse::<u16>() {
+                            Ok(n) if n > 0 => Some(n),
+                            _ => {
+                                return Err(QueryError::Invalid(
+                                    "a <peer/> port must be a number from 1 to 65535",
+                                ))
+                            }
+                        },
+                    };
                     relays.push(RelayTarget {
                         jid,
-                        port: get_attr(p, "port").and_then(|v| v.parse().ok()),
+                        port,
                         host: get_attr(p, "host").map(str::to_string),
                     });
                 }

@@ -27,6 +27,7 @@ use tracing::info;
 use super::seat::{ConnState, OutLink, SeatState, Stage};
 use super::{Action, Attach, ConnId, Now, Out, Registry, StreamId};
 use crate::core::ids;
+use crate::core::relay_policy::Refused;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{self, CreateRequest, Role};
@@ -60,7 +61,9 @@ impl Registry {
         for t in &c.relays {
             match policy.plan(t) {
                 Ok(p) => plans.push(p),
-                Err(why) => refused.push(why),
+                // A malformed destination is the request's fault: refused whole.
+                Err(Refused::Malformed(why)) => return Err((DspsError::BadRequest, why)),
+                Err(Refused::NotAllowed(why)) => refused.push(why),
             }
         }
         if plans.is_empty() {

@@ -140,7 +140,7 @@ fn a_relay_create_whose_targets_are_all_refused_is_403_and_leaves_nothing() {
     let body = format!(
         "{}{}",
         peer_block("elsewhere.example/x", ""),
-        peer_block("user@dsps-a.example/x", "")
+        peer_block("other.example/y", "host='10.0.0.1'")
     );
     let r = h.ask("get", ALICE, DOMAIN, &dsps("create", "", &body));
     assert_eq!(code(&r), Some(403));
@@ -155,6 +155,24 @@ fn a_relay_create_whose_targets_are_all_refused_is_403_and_leaves_nothing() {
     assert!(text.contains("allow_targets"), "{text}");
     assert_eq!(h.reg.stream_count(), 0);
     assert_eq!(h.reg.held(), (0, 0, 0, 0));
+}
+
+#[test]
+fn a_malformed_relay_destination_is_400() {
+    let mut h = relaying();
+    for bad in [
+        peer_block("dsps-a.example", ""),
+        peer_block("user@dsps-a.example/x", ""),
+        peer_block("", ""),
+        peer_block(FAR_A, "host='a b'"),
+        peer_block(FAR_A, "port='abc'"),
+        peer_block(FAR_A, "port='0'"),
+        peer_block(FAR_A, "port='70000'"),
+    ] {
+        let r = h.ask("get", ALICE, DOMAIN, &dsps("create", "", &bad));
+        assert_eq!(code(&r), Some(400), "{bad}");
+    }
+    assert_eq!(h.reg.stream_count(), 0);
 }
 
 #[test]
