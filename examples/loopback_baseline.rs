@@ -1,6 +1,6 @@
 //! The demo's baseline: the same file sent straight over one loopback TCP connection,
 //! no XMPP and no relay, with the receiver hashing (sha256) and writing it like
-//! `recv_file` does. `scripts/demo.sh` prints the dsps rates as ratios to this one.
+//! `dsps-client recv` does. `scripts/demo.sh` prints the dsps rates as ratios to this one.
 //!
 //! `loopback_baseline FILE OUT` prints `direct N bytes in T s (X MiB/s)`.
 

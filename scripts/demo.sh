@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end demo on this machine, loopback only: a private Prosody, dsps attached to
-# it, and a 64 MiB file sent from alice to bob and carol through the relay.
+# End-to-end demo on this machine, loopback only: a private Prosody that requires
+# STARTTLS (like any production server), dsps attached to it, and a 64 MiB file sent
+# from alice to bob and carol through the relay with `dsps-client`.
 #
-#   1. builds dsps and the send_file / recv_file examples (release);
+#   1. builds dsps, dsps-client and the loopback_baseline example (release);
 #   2. starts Prosody from conf/demo-prosody.cfg.lua.in in a temp dir on free
-#      127.0.0.1 ports and registers alice, bob and carol (random passwords);
+#      127.0.0.1 ports, with a self-signed certificate for "localhost" (made by
+#      `dsps gen-cert`), and registers alice, bob and carol (random passwords);
 #   3. starts dsps (relay on a free 127.0.0.1 port) and waits until it is online;
-#   4. starts recv_file for bob and carol, runs send_file from alice to both, and
-#      checks that both received the file intact.
+#   4. starts `dsps-client recv` for bob and carol, runs `dsps-client send` from
+#      alice to both (every login over STARTTLS + SCRAM, trusting the certificate
+#      with --ca), and checks that both received the file intact.
 #
 # Every process it starts is stopped by its PID on exit, and the temp dir is removed.
 # Nothing else is touched; a system-wide Prosody (if any) keeps running.
@@ -56,12 +59,11 @@ trap 'exit 143' TERM
 
 # ---- build ----------------------------------------------------------------------------
 
-note "building dsps, send_file and recv_file ($PROFILE)"
-cargo build --profile "$PROFILE" --bin dsps --example send_file --example recv_file \
-    --example loopback_baseline
+note "building dsps and dsps-client ($PROFILE)"
+cargo build --profile "$PROFILE" --bin dsps --bin dsps-client --example loopback_baseline
 case "$PROFILE" in dev) OUT=debug ;; *) OUT=$PROFILE ;; esac
 BIN="${CARGO_TARGET_DIR:-target}/$OUT"
-for b in "$BIN/dsps" "$BIN/examples/send_file" "$BIN/examples/recv_file"; do
+for b in "$BIN/dsps" "$BIN/dsps-client" "$BIN/examples/loopback_baseline"; do
     [ -x "$b" ] || die "build did not produce $b"
 done
 
@@ -103,33 +105,35 @@ head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/payload.bin"
 
 RECEIVERS=(bob carol)
 RECV_PIDS=()
+export DSPS_PASSWORD=$PASSWORD
+# Every login: STARTTLS to the demo Prosody, trusting its self-signed certificate.
+CLIENT=("$BIN/dsps-client" --server "127.0.0.1:$C2S_PORT" --ca "$WORK/certs/localhost.crt"
+    --dsps "$DOMAIN" --timeout 60)
 for user in "${RECEIVERS[@]}"; do
-    "$BIN/examples/recv_file" --server "127.0.0.1:$C2S_PORT" --jid "$user@localhost/recv" \
-        --password "$PASSWORD" --out "$WORK/$user.bin" --timeout 60 "${RECV_VIA[@]}" \
+    mkdir -p "$WORK/$user"
+    "${CLIENT[@]}" --jid "$user@localhost/recv" "${RECV_VIA[@]}" recv --out "$WORK/$user" \
         </dev/null >"$WORK/$user.out" 2>"$WORK/$user.err" &
     pid=$!
     PIDS+=("$pid")
     RECV_PIDS+=("$pid")
     # An invitation to a client that is not logged in yet would be refused.
     wait_for_line "$WORK/$user.err" "is waiting for an invitation" "$pid" "$START_TIMEOUT" ||
-        die "recv_file for $user did not log in: $(tail -n 1 "$WORK/$user.err")"
+        die "dsps-client recv for $user did not log in: $(tail -n 1 "$WORK/$user.err")"
 done
 
 note "alice sends $SIZE_MIB MiB to bob and carol"
-# Every wait inside send_file is bounded; its progress bar shows on a terminal.
-SENT=$("$BIN/examples/send_file" \
-    --server "127.0.0.1:$C2S_PORT" --jid alice@localhost/send --password "$PASSWORD" \
-    --dsps "$DOMAIN" --file "$WORK/payload.bin" \
-    --to bob@localhost/recv --to carol@localhost/recv) ||
-    die "send_file failed"
+# Every wait inside dsps-client is bounded; its progress bar shows on a terminal.
+SENT=$("${CLIENT[@]}" --jid alice@localhost/send \
+    send "$WORK/payload.bin" --to bob@localhost/recv --to carol@localhost/recv) ||
+    die "dsps-client send failed"
 
 failed=false
 for i in "${!RECEIVERS[@]}"; do
     user=${RECEIVERS[$i]}
     if ! wait "${RECV_PIDS[$i]}"; then
-        note "recv_file for $user failed: $(tail -n 1 "$WORK/$user.err")"
+        note "dsps-client recv for $user failed: $(tail -n 1 "$WORK/$user.err")"
         failed=true
-    elif ! cmp -s "$WORK/payload.bin" "$WORK/$user.bin"; then
+    elif ! cmp -s "$WORK/payload.bin" "$WORK/$user/payload.bin"; then
         note "$user's copy differs from the original"
         failed=true
     fi
@@ -143,7 +147,7 @@ echo "alice: $SENT"
 echo "bob:   $BOB"
 echo "carol: $CAROL"
 # Baseline in the same run: the same file over one direct loopback connection, hashed
-# and written by the receiver like recv_file does, with no XMPP and no relay.
+# and written by the receiver like dsps-client recv does, with no XMPP and no relay.
 BASE=$("$BIN/examples/loopback_baseline" "$WORK/payload.bin" "$WORK/direct.bin") ||
     die "the loopback baseline failed"
 echo "base:  $BASE"

@@ -93,11 +93,21 @@ random_word() {
 # The callers below use these globals: WORK (temp dir), DOMAIN (component domain),
 # SECRET (component secret), START_TIMEOUT (seconds), PIDS (array of PIDs to stop).
 
-# Writes $WORK/prosody.cfg.lua from conf/demo-prosody.cfg.lua.in with ports $1 and $2.
+# Writes $WORK/prosody.cfg.lua from conf/demo-prosody.cfg.lua.in with ports $1 and $2;
+# c2s requires TLS unless PROSODY_REQUIRE_TLS=false. Makes the server's self-signed
+# certificate for "localhost" ($WORK/certs/localhost.crt) on first use, with
+# `$BIN/dsps gen-cert`.
 write_prosody_config() {
+    if [ ! -s "$WORK/certs/localhost.crt" ]; then
+        "$BIN/dsps" gen-cert --out "$WORK/certs" --name localhost >/dev/null ||
+            die "dsps gen-cert failed"
+        mv "$WORK/certs/cert.pem" "$WORK/certs/localhost.crt"
+        mv "$WORK/certs/key.pem" "$WORK/certs/localhost.key"
+    fi
     sed -e "s|@DIR@|$WORK|g" -e "s|@C2S_PORT@|$1|g" \
         -e "s|@COMPONENT_PORT@|$2|g" -e "s|@DOMAIN@|$DOMAIN|g" \
-        -e "s|@SECRET@|$SECRET|g" conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
+        -e "s|@SECRET@|$SECRET|g" -e "s|@REQUIRE_TLS@|${PROSODY_REQUIRE_TLS:-true}|g" \
+        conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
 }
 
 # Registers accounts $2... on localhost with password $1. prosodyctl writes them into

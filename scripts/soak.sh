@@ -85,6 +85,8 @@ mkdir -p "$WORK/data" "$WORK/certs"
 SECRET=$(random_word)
 PASSWORD=$(random_word)
 
+# The harness's hostile raw clients log in without TLS (see the Prosody template).
+PROSODY_REQUIRE_TLS=false
 note "registering $ACCOUNTS accounts"
 mapfile -t USERS < <(seq -f 'soak%g' 1 "$ACCOUNTS")
 register_accounts "$PASSWORD" "${USERS[@]}"
