@@ -662,3 +662,50 @@ async fn streams_and_stats_show_a_public_stream_as_json() {
     assert_eq!(stats["protocol"], "0.5", "{stats}");
     assert_eq!(stats["comments"][0], "cli listing", "{stats}");
 }
+
+/// `publish --to` invites two readers who `join` by invitation (one only from the
+/// publisher's account); both get standard input byte for byte.
+#[test]
+fn publish_to_invited_joiners() {
+    let rig = rig();
+    let data = random_payload();
+    let mut joiners: Vec<Client> = [
+        ("bob", vec!["join"]),
+        ("carol", vec!["join", "--from", "alice@localhost"]),
+    ]
+    .into_iter()
+    .map(|(u, args)| {
+        let mut c = Client::run(&rig, &jid(u, "join"), &args, u);
+        c.wait_line("is waiting for an invitation", READY);
+        c
+    })
+    .collect();
+    let (to_bob, to_carol) = (jid("bob", "join"), jid("carol", "join"));
+    let mut cmd = client_command(
+        &rig,
+        &jid("alice", "pub"),
+        &["publish", "--to", &to_bob, "--to", &to_carol],
+    );
+    cmd.stdin(Stdio::piped());
+    let mut publish = Client::spawn(cmd, "publish");
+    let mut stdin = publish.stdin();
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        })
+    };
+    let published = publish.finish();
+    writer.join().expect("stdin writer");
+    published.assert_success("publish");
+    for joiner in &mut joiners {
+        let got = joiner.finish();
+        got.assert_success(&joiner.name);
+        assert_eq!(
+            sha256(&got.stdout),
+            sha256(&data),
+            "{} got other bytes",
+            joiner.name
+        );
+    }
+}
