@@ -10,9 +10,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::blocks::read_message;
 use common::c2s::{within, STEP};
 use common::dsps::Dsps;
-use common::scenario::{create_and_invite, read_message, Peer, Rig, DOMAIN};
+use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
 use dsps::client::session::{ClientError, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{self, CreateRequest, Role};

@@ -7,10 +7,11 @@
 
 mod common;
 
+use common::blocks::Reader;
 use common::c2s::{login, within, STEP};
-use common::dsps::Dsps;
+use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
-use common::scenario::{Peer, Reader};
+use common::scenario::Peer;
 use dsps::client::session::{invite_slaves, ClientError, DspsClient, DspsEvents, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{CreateRequest, RelayTarget, Role};
@@ -66,13 +67,11 @@ fn start() -> (Prosody, Dsps, Dsps) {
             ("s3", "pw"),
         ],
     );
-    let far = Dsps::start(&prosody, FAR, SECRET_FAR, "");
+    let far = Dsps::start(&prosody, &Component::new(FAR, SECRET_FAR));
     // The far DSPS advertises 127.0.0.1, which the near one may dial.
     let near = Dsps::start(
         &prosody,
-        NEAR,
-        SECRET_NEAR,
-        "allow_targets = [\"127.0.0.1\"]",
+        &Component::new(NEAR, SECRET_NEAR).extra("allow_targets = [\"127.0.0.1\"]"),
     );
     (prosody, far, near)
 }
@@ -178,7 +177,7 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
     // from the relay, with slave rights, to the far masters.
     let back = b"from s2 on the near DSPS to the master on the far one";
     s2_w.write_all(back).await.expect("s2 writes");
-    common::scenario::expect_message(&mut master_r, &relay_id_far, back, "the way back").await;
+    common::blocks::expect_message(&mut master_r, &relay_id_far, back, "the way back").await;
     assert!(
         near_dsps.log().contains("relay link connected"),
         "the near DSPS logged the link"
@@ -349,7 +348,7 @@ async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials()
 
     let first = vec![7u8; 256 * 1024];
     master_w.write_all(&first).await.unwrap();
-    let (_, got) = common::scenario::read_message(&mut s2_r, first.len()).await;
+    let (_, got) = common::blocks::read_message(&mut s2_r, first.len()).await;
     assert_eq!(
         Sha256::digest(&got),
         Sha256::digest(&first),
@@ -369,7 +368,7 @@ async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials()
     let mut second = vec![0u8; 1024 * 1024];
     rand::thread_rng().fill_bytes(&mut second);
     master_w.write_all(&second).await.unwrap();
-    let (_, got) = common::scenario::read_message(&mut s2_r, second.len()).await;
+    let (_, got) = common::blocks::read_message(&mut s2_r, second.len()).await;
     assert_eq!(
         Sha256::digest(&got),
         Sha256::digest(&second),

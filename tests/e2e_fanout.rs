@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::c2s::{login, within};
-use common::dsps::Dsps;
+use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
 use dsps::client::session::{invite_slaves, DspsClient, DspsEvent, DspsEvents, Seat};
 use dsps::proto::query::CreateRequest;
@@ -73,7 +73,7 @@ async fn master_data_reaches_both_slaves_byte_for_byte() {
         &[(DOMAIN, SECRET)],
         &[("alice", "pw"), ("bob", "pw"), ("carol", "pw")],
     );
-    let _dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
+    let _dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET));
     let mut alice = peer(&prosody, "alice").await;
     let mut bob = peer(&prosody, "bob").await;
     let mut carol = peer(&prosody, "carol").await;

@@ -88,11 +88,11 @@ async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer()
     let mut payload = vec![0u8; PAYLOAD_LEN];
     rand::rngs::StdRng::seed_from_u64(6).fill_bytes(&mut payload);
     let want = Sha256::digest(&payload).to_vec();
-    let receive = |mut r: common::scenario::Reader| async move {
+    let receive = |mut r: common::blocks::Reader| async move {
         let mut h = Sha256::new();
         let mut got = 0;
         while got < PAYLOAD_LEN {
-            let b = common::scenario::next_block(&mut r).await;
+            let b = common::blocks::next_block(&mut r).await;
             got += b.data.len();
             h.update(&b.data);
         }

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::blocks::next_block;
 use common::c2s::{within, STEP};
-use common::scenario::{create_and_invite, next_block, Peer, Rig, DOMAIN};
+use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
 use dsps::client::session::Seat;
 use dsps::proto::query::{AdminAction, AdminRequest, CreateRequest, PresencePush, Role, WhoPeer};
 use dsps::proto::xml::NS_DSPS;

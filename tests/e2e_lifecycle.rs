@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::c2s::{login, within};
-use common::dsps::Dsps;
+use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
 use dsps::client::session::{
     drop_peer, invite_slaves, BlockReader, ClientError, DspsClient, DspsEvent, DspsEvents, Seat,
@@ -34,7 +34,7 @@ struct World {
 fn world(users: &[&str], extra: &str) -> World {
     let accounts: Vec<(&str, &str)> = users.iter().map(|u| (*u, "pw")).collect();
     let prosody = Prosody::start(&[(DOMAIN, SECRET)], &accounts);
-    let dsps = Dsps::start(&prosody, DOMAIN, SECRET, extra);
+    let dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET).extra(extra));
     World {
         prosody,
         _dsps: dsps,

@@ -131,17 +131,11 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invitation_that_would_pass_max_stanza_size_is_refused_before_any_result() {
-    let accounts = [("alice", "pw"), ("bob", "pw")];
-    let prosody = common::prosody::Prosody::start(&[(DOMAIN, SECRET)], &accounts);
     // 8 KiB stanzas; the stream comment budget shrinks to fit the configuration check.
-    let dsps = common::dsps::Dsps::start_with(
-        &prosody,
-        DOMAIN,
-        SECRET,
-        "max_stanza_size = 8192",
-        "[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 1024\n",
-    );
-    let rig = Rig { dsps, prosody };
+    let component = common::dsps::Component::new(DOMAIN, SECRET)
+        .component_extra("max_stanza_size = 8192")
+        .extra("[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 1024\n");
+    let rig = Rig::with(&["alice", "bob"], &[component]);
     let alice = rig.peer("alice").await;
     let mut bob = rig.peer("bob").await;
     let seat = within(alice.dsps.create(&CreateRequest::default()))

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::c2s::{login, within};
-use common::dsps::Dsps;
+use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
 use dsps::client::session::DspsClient;
 use dsps::proto::query::CreateRequest;
@@ -17,7 +17,7 @@ const DOMAIN: &str = "dsps.localhost";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn component_reconnects_after_the_server_restarts() {
     let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
-    let dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
+    let dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET));
     assert_eq!(dsps.log().matches("component online").count(), 1);
 
     prosody.stop();
@@ -51,7 +51,7 @@ async fn component_reconnects_after_the_server_restarts() {
 async fn component_waits_for_a_server_that_is_not_up_yet() {
     let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
     prosody.stop();
-    let dsps = Dsps::spawn(&prosody.component_addr, DOMAIN, SECRET, "");
+    let dsps = Dsps::spawn(&prosody.component_addr, &Component::new(DOMAIN, SECRET));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while dsps.log().matches("component login failed").count() < 2 {
         assert!(
@@ -69,7 +69,7 @@ async fn component_waits_for_a_server_that_is_not_up_yet() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_the_component_stream_cleanly_and_exits_zero() {
     let prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
-    let mut dsps = Dsps::start(&prosody, DOMAIN, SECRET, "");
+    let mut dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET));
     let status = dsps
         .terminate(Duration::from_secs(10))
         .expect("dsps exits within 10 s");

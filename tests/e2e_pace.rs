@@ -18,8 +18,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::blocks::Reader;
 use common::c2s::within;
-use common::scenario::{create_and_invite, Reader, Rig};
+use common::scenario::{create_and_invite, Rig};
 use dsps::proto::query::{CreateRequest, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};

@@ -14,7 +14,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::scenario::{create_and_invite, expect_message, id_of, read_message, Reader, Rig};
+use common::blocks::{expect_message, read_message, Reader};
+use common::scenario::{create_and_invite, Rig};
 use dsps::proto::query::{CreateRequest, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -48,9 +49,9 @@ async fn slave_data_reaches_only_the_master_and_never_its_sender() {
     alice.wait_for_presence("connect", &carol.jid).await;
     bob.wait_for_presence("connect", &alice.jid).await;
     carol.wait_for_presence("connect", &alice.jid).await;
-    let alice_id = id_of(&alice, &a_seat, &alice.jid).await;
-    let bob_id = id_of(&alice, &a_seat, &bob.jid).await;
-    let carol_id = id_of(&alice, &a_seat, &carol.jid).await;
+    let alice_id = alice.id_of(&a_seat, &alice.jid).await;
+    let bob_id = alice.id_of(&a_seat, &bob.jid).await;
+    let carol_id = alice.id_of(&a_seat, &carol.jid).await;
     assert_eq!(
         [&alice_id, &bob_id, &carol_id],
         ["0", "1", "2"],
@@ -161,10 +162,10 @@ async fn two_masters_get_each_others_data_and_a_slave_gets_both() {
     bob.wait_for_presence("connect", &alice.jid).await;
     carol.wait_for_presence("connect", &alice.jid).await;
     carol.wait_for_presence("connect", &bob.jid).await;
-    let alice_id = id_of(&alice, &a_seat, &alice.jid).await;
-    let bob_id = id_of(&alice, &a_seat, &bob.jid).await;
+    let alice_id = alice.id_of(&a_seat, &alice.jid).await;
+    let bob_id = alice.id_of(&a_seat, &bob.jid).await;
     assert_eq!(
-        id_of(&bob, &seats[0], &alice.jid).await,
+        bob.id_of(&seats[0], &alice.jid).await,
         alice_id,
         "ids are per stream, the same whoever asks"
     );

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::c2s::{login, within, STEP};
-use common::dsps::Dsps;
+use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
 use common::scenario::{create_and_invite, Peer, Rig, DOMAIN, PASSWORD};
 use dsps::client::session::{BlockReader, DspsClient};
@@ -266,12 +266,12 @@ async fn a_stream_runs_over_ipv6_loopback_plain_and_with_tls() {
     let (_certs, cert, key) = cert_for(&["::1"]);
     let accounts = [("alice", PASSWORD), ("bob", PASSWORD), ("carol", PASSWORD)];
     let prosody = Prosody::start(&[(DOMAIN, SECRET)], &accounts);
-    let dsps = Dsps::start_on(
+    let extra = sections(Some("[::1]:0"), Some((&cert, &key)));
+    let dsps = Dsps::start(
         &prosody,
-        DOMAIN,
-        SECRET,
-        ("[::1]:0", "::1"),
-        &sections(Some("[::1]:0"), Some((&cert, &key))),
+        &Component::new(DOMAIN, SECRET)
+            .relay("[::1]:0", "::1")
+            .extra(&extra),
     );
     assert!(relay_addr(&dsps).is_ipv6());
     let http = http_addr(&dsps);
@@ -364,7 +364,9 @@ async fn create_results_and_stats_advertise_exactly_the_enabled_features() {
     let prosody = Prosody::start(&components, &[("alice", PASSWORD)]);
     let services: Vec<Dsps> = cases
         .iter()
-        .map(|(domain, extra, _)| Dsps::start(&prosody, domain, SECRET, extra))
+        .map(|(domain, extra, _)| {
+            Dsps::start(&prosody, &Component::new(domain, SECRET).extra(extra))
+        })
         .collect();
     let (xmpp, _incoming) = login(&prosody, "alice", PASSWORD).await;
     for ((domain, _, want), _service) in cases.iter().zip(&services) {
@@ -391,12 +393,8 @@ async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> Vec<u8> {
 
 #[tokio::test]
 async fn malformed_http_requests_get_401_and_a_close() {
-    let d = Dsps::spawn(
-        "127.0.0.1:9",
-        DOMAIN,
-        SECRET,
-        &sections(Some("127.0.0.1:0"), None),
-    );
+    let extra = sections(Some("127.0.0.1:0"), None);
+    let d = Dsps::spawn("127.0.0.1:9", &Component::new(DOMAIN, SECRET).extra(&extra));
     let http = http_addr(&d);
     let oversize = format!(
         "GET /DSPS/STREAM/ HTTP/1.0\r\nX-Pad: {}\r\n\r\n",
@@ -452,12 +450,8 @@ async fn malformed_http_requests_get_401_and_a_close() {
 
 #[tokio::test]
 async fn starttls_without_tls_is_refused_with_a_log_line() {
-    let d = Dsps::spawn(
-        "127.0.0.1:9",
-        DOMAIN,
-        SECRET,
-        &sections(Some("127.0.0.1:0"), None),
-    );
+    let extra = sections(Some("127.0.0.1:0"), None);
+    let d = Dsps::spawn("127.0.0.1:9", &Component::new(DOMAIN, SECRET).extra(&extra));
     let ok = dsps::proto::http_preamble::OK_RESPONSE;
     for (addr, preamble, answer) in [
         (relay_addr(&d), "", ""),
@@ -521,12 +515,8 @@ fn tls_handshake_coalesced(
 #[tokio::test]
 async fn a_client_hello_sent_with_starttls_is_not_lost_and_tls12_still_works() {
     let (_certs, cert, key) = cert_for(&["127.0.0.1"]);
-    let d = Dsps::spawn(
-        "127.0.0.1:9",
-        DOMAIN,
-        SECRET,
-        &sections(None, Some((&cert, &key))),
-    );
+    let extra = sections(None, Some((&cert, &key)));
+    let d = Dsps::spawn("127.0.0.1:9", &Component::new(DOMAIN, SECRET).extra(&extra));
     let relay = relay_addr(&d);
     let v13 = tokio::task::spawn_blocking({
         let cert = cert.clone();

@@ -11,6 +11,58 @@ use super::prosody::Prosody;
 /// How long the component may take to log in to Prosody.
 pub const ONLINE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What one `dsps` process is started with: the component it logs in as and its
+/// config beyond that. Build it with [`Component::new`] and the setters.
+#[derive(Clone, Copy, Debug)]
+pub struct Component<'a> {
+    /// The component domain (e.g. `dsps.localhost`).
+    pub domain: &'a str,
+    /// Its secret on the XMPP server; unique per test file, so a stray instance can
+    /// never accept our component.
+    pub secret: &'a str,
+    /// Lines added to the `[component]` section (e.g. `max_stanza_size = 8192`).
+    pub component_extra: &'a str,
+    /// Where the relay listens and the host it advertises.
+    pub relay: (&'a str, &'a str),
+    /// Appended to the config (e.g. a `[timeouts]` section, or `[relay]` keys).
+    pub extra: &'a str,
+}
+
+impl<'a> Component<'a> {
+    /// `domain` with `secret`, relay on a free loopback port advertised as
+    /// 127.0.0.1, nothing else configured.
+    pub fn new(domain: &'a str, secret: &'a str) -> Component<'a> {
+        Component {
+            domain,
+            secret,
+            component_extra: "",
+            relay: ("127.0.0.1:0", "127.0.0.1"),
+            extra: "",
+        }
+    }
+
+    /// With `extra` appended to the config.
+    pub fn extra(self, extra: &'a str) -> Component<'a> {
+        Component { extra, ..self }
+    }
+
+    /// With `lines` added to the `[component]` section.
+    pub fn component_extra(self, lines: &'a str) -> Component<'a> {
+        Component {
+            component_extra: lines,
+            ..self
+        }
+    }
+
+    /// With the relay listening on `listen` (e.g. `[::1]:0`), advertised as `host`.
+    pub fn relay(self, listen: &'a str, host: &'a str) -> Component<'a> {
+        Component {
+            relay: (listen, host),
+            ..self
+        }
+    }
+}
+
 /// A running `dsps` process; killed by PID on drop.
 pub struct Dsps {
     child: Child,
@@ -20,79 +72,23 @@ pub struct Dsps {
 }
 
 impl Dsps {
-    /// Starts `dsps` for component `domain` (registered on `prosody` with `secret`),
-    /// relay on a free loopback port advertised as 127.0.0.1. `extra` is appended to
-    /// the config (e.g. a `[timeouts]` section). Waits for "component online".
-    pub fn start(prosody: &Prosody, domain: &str, secret: &str, extra: &str) -> Dsps {
-        Dsps::start_with(prosody, domain, secret, "", extra)
+    /// Starts `dsps` as `component` of `prosody` and waits for "component online".
+    pub fn start(prosody: &Prosody, component: &Component) -> Dsps {
+        let d = Dsps::spawn(&prosody.component_addr, component);
+        d.wait_for_log("component online", ONLINE_TIMEOUT);
+        d
     }
 
-    /// [`Dsps::start`] with `component_extra` added to the `[component]` section
-    /// (e.g. `max_stanza_size = 8192`).
-    pub fn start_with(
-        prosody: &Prosody,
-        domain: &str,
-        secret: &str,
-        component_extra: &str,
-        extra: &str,
-    ) -> Dsps {
-        let d = Dsps::spawn_with(
-            &prosody.component_addr,
+    /// Starts `dsps` as `component` against the component port `server`, without
+    /// waiting for it to come online.
+    pub fn spawn(server: &str, component: &Component) -> Dsps {
+        let Component {
             domain,
             secret,
             component_extra,
+            relay: (listen, host),
             extra,
-        );
-        d.wait_for_log("component online", ONLINE_TIMEOUT);
-        d
-    }
-
-    /// [`Dsps::start`] with the relay listening on `listen` (e.g. `[::1]:0`) and
-    /// advertised as `host`.
-    pub fn start_on(
-        prosody: &Prosody,
-        domain: &str,
-        secret: &str,
-        (listen, host): (&str, &str),
-        extra: &str,
-    ) -> Dsps {
-        let d = Dsps::spawn_on(
-            &prosody.component_addr,
-            domain,
-            secret,
-            "",
-            (listen, host),
-            extra,
-        );
-        d.wait_for_log("component online", ONLINE_TIMEOUT);
-        d
-    }
-
-    /// Starts `dsps` against the component port `server` without waiting for it to
-    /// come online.
-    pub fn spawn(server: &str, domain: &str, secret: &str, extra: &str) -> Dsps {
-        Dsps::spawn_with(server, domain, secret, "", extra)
-    }
-
-    fn spawn_with(
-        server: &str,
-        domain: &str,
-        secret: &str,
-        component_extra: &str,
-        extra: &str,
-    ) -> Dsps {
-        let relay = ("127.0.0.1:0", "127.0.0.1");
-        Dsps::spawn_on(server, domain, secret, component_extra, relay, extra)
-    }
-
-    fn spawn_on(
-        server: &str,
-        domain: &str,
-        secret: &str,
-        component_extra: &str,
-        (listen, host): (&str, &str),
-        extra: &str,
-    ) -> Dsps {
+        } = *component;
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dsps.toml");
         let text = format!(

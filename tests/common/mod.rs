@@ -4,6 +4,7 @@
 //! are expected here.
 #![allow(dead_code)]
 
+pub mod blocks;
 pub mod c2s;
 pub mod dsps;
 pub mod inproc;
