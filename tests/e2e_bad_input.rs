@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use common::blocks::read_message;
 use common::c2s::{within, STEP};
 use common::dsps::Dsps;
-use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
+use common::scenario::{create_and_invite, iq_error, Rig, DOMAIN};
 use dsps::client::session::{ClientError, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{self, CreateRequest, Role};
-use dsps::proto::xml::{attr, NS_DSPS, NS_STANZAS};
+use dsps::proto::xml::{attr, NS_DSPS};
 use minidom::Element;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -27,36 +27,16 @@ const SECRET: &str = "bad-input-test-secret";
 /// default handshake timeout is 10 s, so this is not the timeout closing it).
 const PROMPT_CLOSE: Duration = Duration::from_secs(3);
 
-/// The legacy code, the RFC 6120 condition and the error type of an error reply.
-fn error_of(reply: &Element) -> (Option<String>, Option<String>, Option<String>) {
-    assert_eq!(reply.attr("type"), Some("error"), "not an error: {reply:?}");
-    let error = reply
-        .children()
-        .find(|c| c.name() == "error")
-        .unwrap_or_else(|| panic!("error iq without <error/>: {reply:?}"));
-    let condition = error
-        .children()
-        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
-        .map(|c| c.name().to_string());
-    let kind = error.attr("type").map(str::to_string);
-    (error.attr("code").map(str::to_string), condition, kind)
-}
-
 fn dsps_query(kind: &str) -> Element {
     attr(Element::builder("query", NS_DSPS), "type", kind).build()
-}
-
-async fn raw_request(p: &Peer, kind: &str, to: &str, payload: Element) -> Element {
-    within(p.xmpp.request(kind, to, payload, STEP))
-        .await
-        .unwrap_or_else(|e| panic!("request to {to} failed: {e}"))
 }
 
 /// Asserts the reply is an error with this code, condition and type (the type RFC
 /// 6120 §8.3.3 recommends for the condition, as seen by the client through Prosody).
 fn expect_error(reply: &Element, code: &str, condition: &str, kind: &str) {
+    let e = iq_error(reply);
     assert_eq!(
-        error_of(reply),
+        (e.code, e.condition, e.kind),
         (
             Some(code.to_string()),
             Some(condition.to_string()),
@@ -69,8 +49,7 @@ fn expect_error(reply: &Element, code: &str, condition: &str, kind: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_requests_get_coded_errors() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
+    let [alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let (a_seat, b_seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -79,30 +58,32 @@ async fn wrong_requests_get_coded_errors() {
     .await;
 
     // Unknown DSPS query type: 400, on the bare JID and on a peer resource.
-    let r = raw_request(&alice, "get", DOMAIN, dsps_query("teleport")).await;
+    let r = alice.ask("get", DOMAIN, dsps_query("teleport")).await;
     expect_error(&r, "400", "bad-request", "modify");
-    let r = raw_request(&alice, "get", &a_seat.peer_jid, dsps_query("teleport")).await;
+    let r = alice
+        .ask("get", &a_seat.peer_jid, dsps_query("teleport"))
+        .await;
     expect_error(&r, "400", "bad-request", "modify");
     // An iq we do not speak at all: 503.
     let unknown = Element::builder("query", "urn:example:no-such-protocol").build();
-    let r = raw_request(&alice, "get", DOMAIN, unknown).await;
+    let r = alice.ask("get", DOMAIN, unknown).await;
     expect_error(&r, "503", "service-unavailable", "cancel");
     // bob asks who through alice's peer resource: 404, as if it did not exist.
-    let r = raw_request(&bob, "get", &a_seat.peer_jid, query::empty("who")).await;
+    let r = bob.ask("get", &a_seat.peer_jid, query::empty("who")).await;
     expect_error(&r, "404", "item-not-found", "cancel");
     // A resource that never existed: 404.
     let nowhere = format!("{DOMAIN}/no-such-resource");
-    let r = raw_request(&alice, "get", &nowhere, query::empty("who")).await;
+    let r = alice.ask("get", &nowhere, query::empty("who")).await;
     expect_error(&r, "404", "item-not-found", "cancel");
     // bob (slave) tries to drop alice through his own seat: 403, type auth.
     let drop = attr(Element::builder("peer", NS_DSPS), "type", "drop").append(alice.jid.as_str());
     let admin = attr(Element::builder("query", NS_DSPS), "type", "admin")
         .append(drop)
         .build();
-    let r = raw_request(&bob, "set", &b_seats[0].peer_jid, admin).await;
+    let r = bob.ask("set", &b_seats[0].peer_jid, admin).await;
     expect_error(&r, "403", "forbidden", "auth");
     // The stream still works for its owner afterwards.
-    within(alice.dsps.who(&a_seat)).await.expect("alice's who");
+    alice.who(&a_seat).await;
 }
 
 /// Connects to the relay port; returns the socket and its local port (which the
@@ -165,8 +146,7 @@ async fn expect_logged(dsps: &Dsps, port: u16, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_hostile_handshakes_are_closed_and_logged() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -227,9 +207,7 @@ async fn malformed_and_hostile_handshakes_are_closed_and_logged() {
 async fn silent_client_is_closed_after_the_handshake_timeout() {
     let rig = Rig::start(SECRET, &["alice"], "[timeouts]\nhandshake = 1000\n");
     let alice = rig.peer("alice").await;
-    let seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
+    let seat = alice.create(&CreateRequest::default()).await;
 
     let (mut tcp, port) = dial(&seat).await;
     let took = closed_within(&mut tcp, Duration::from_secs(5)).await;
@@ -255,8 +233,7 @@ async fn silent_client_is_closed_after_the_handshake_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -280,7 +257,7 @@ async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
         "KEY1 {key1:?} is not >= 128 bits of alphanumerics"
     );
     let wrong = format!("{key1}x");
-    let r = raw_request(&bob, "get", &b_seat.peer_jid, query::auth(&wrong)).await;
+    let r = bob.ask("get", &b_seat.peer_jid, query::auth(&wrong)).await;
     expect_error(&r, "401", "not-authorized", "auth");
     let mut tcp = tcp.into_inner();
     closed_within(&mut tcp, PROMPT_CLOSE).await;
@@ -329,12 +306,9 @@ async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_clients_never_stall_a_good_one() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     // Learn the relay port from a throwaway stream.
-    let probe = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
+    let probe = alice.create(&CreateRequest::default()).await;
 
     // 10 silent connections and 10 stuck in the middle of a garbage line, each
     // group from an address of its own: the relay admits at most 16 pending

@@ -13,35 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::c2s::within;
 use common::pattern;
-use common::scenario::{create_and_invite, Peer, Rig};
-use dsps::client::session::{DataConn, DspsEvent, Seat};
+use common::scenario::{create_and_invite, Rig};
 use dsps::proto::query::{CreateRequest, Role};
 use tokio::io::AsyncReadExt;
 
 const SECRET: &str = "drain-test-secret";
 const DRAIN_MS: u64 = 5000;
 const BLOCK: u64 = 16384;
-
-async fn connect(p: &Peer, seat: &Seat) -> DataConn {
-    within(p.dsps.connect(seat, None))
-        .await
-        .unwrap_or_else(|e| panic!("{} could not connect: {e}", p.jid))
-}
-
-/// Waits (bounded) for `p`'s drop notice, skipping other pushes.
-async fn dropped(p: &mut Peer, seat: &Seat) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, p.events.next()).await {
-            Ok(Some(DspsEvent::Dropped { peer_jid, .. })) => {
-                assert_eq!(peer_jid, seat.peer_jid, "{}'s notice names its seat", p.jid);
-                return;
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => panic!("{} got no drop notice", p.jid),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_zero() {
@@ -50,18 +28,16 @@ async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_
         &["alice", "bob", "carol"],
         &format!("[timeouts]\ndrain = {DRAIN_MS}\n"),
     );
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
         &mut [(&mut bob, Role::Slave), (&mut carol, Role::Slave)],
     )
     .await;
-    let a = connect(&alice, &a_seat).await;
-    let b = connect(&bob, &seats[0]).await;
-    let c = connect(&carol, &seats[1]).await;
+    let a = alice.data_conn(&a_seat, None).await;
+    let b = bob.data_conn(&seats[0], None).await;
+    let c = carol.data_conn(&seats[1], None).await;
     alice.wait_for_presence("connect", &bob.jid).await;
     alice.wait_for_presence("connect", &carol.jid).await;
 
@@ -104,7 +80,7 @@ async fn sigterm_mid_transfer_delivers_whole_blocks_and_drop_notices_then_exits_
         (carol, seats[1].clone()),
     ]
     .into_iter()
-    .map(|(mut p, seat)| tokio::spawn(async move { dropped(&mut p, &seat).await }))
+    .map(|(mut p, seat)| tokio::spawn(async move { p.wait_for_drop(&seat).await }))
     .collect();
     let t0 = Instant::now();
     let status =

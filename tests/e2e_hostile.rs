@@ -4,8 +4,10 @@
 
 mod common;
 
+use common::blocks::read_payload;
+use common::c2s::within;
 use common::raw_c2s::RawC2s;
-use common::scenario::{create_and_invite, Rig, DOMAIN};
+use common::scenario::{create_and_invite, Rig, DOMAIN, PASSWORD};
 use dsps::proto::query::{CreateRequest, Role};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -70,10 +72,8 @@ async fn hostile_round(eve: &mut RawC2s, round: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer() {
     let mut rig = Rig::start(SECRET, &["alice", "bob", "carol", "eve"], "");
-    let alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
-    let mut eve = RawC2s::login(&rig.prosody, "eve", "pw").await;
+    let [alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
+    let mut eve = RawC2s::login(&rig.prosody, "eve", PASSWORD).await;
 
     let (seat, seats) = create_and_invite(
         &alice,
@@ -88,18 +88,8 @@ async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer()
     let mut payload = vec![0u8; PAYLOAD_LEN];
     rand::rngs::StdRng::seed_from_u64(6).fill_bytes(&mut payload);
     let want = Sha256::digest(&payload).to_vec();
-    let receive = |mut r: common::blocks::Reader| async move {
-        let mut h = Sha256::new();
-        let mut got = 0;
-        while got < PAYLOAD_LEN {
-            let b = common::blocks::next_block(&mut r).await;
-            got += b.data.len();
-            h.update(&b.data);
-        }
-        (got, h.finalize().to_vec())
-    };
-    let bob_rx = tokio::spawn(receive(br));
-    let carol_rx = tokio::spawn(receive(cr));
+    let bob_rx = tokio::spawn(read_payload(br, PAYLOAD_LEN));
+    let carol_rx = tokio::spawn(read_payload(cr, PAYLOAD_LEN));
     // Half the data, then the hostile rounds while the stream is live and the
     // slaves are still reading, then the rest.
     let (first, second) = payload.split_at(PAYLOAD_LEN / 2);
@@ -109,11 +99,15 @@ async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer()
     }
     aw.write_all(second).await.expect("alice writes");
 
-    let (bob_got, bob_sha) = common::c2s::within(bob_rx).await.expect("bob");
-    let (carol_got, carol_sha) = common::c2s::within(carol_rx).await.expect("carol");
-    assert_eq!((bob_got, &bob_sha), (PAYLOAD_LEN, &want), "bob's copy");
+    let bob_got = within(bob_rx).await.expect("bob");
+    let carol_got = within(carol_rx).await.expect("carol");
     assert_eq!(
-        (carol_got, &carol_sha),
+        (bob_got.bytes, &bob_got.sha256),
+        (PAYLOAD_LEN, &want),
+        "bob's copy"
+    );
+    assert_eq!(
+        (carol_got.bytes, &carol_got.sha256),
         (PAYLOAD_LEN, &want),
         "carol's copy"
     );
@@ -130,7 +124,7 @@ async fn hostile_stanzas_neither_crash_dsps_nor_cut_its_link_during_a_transfer()
 async fn the_client_library_survives_hostile_stanzas_too() {
     let rig = Rig::start(SECRET, &["bob", "eve"], "");
     let bob = rig.peer("bob").await;
-    let mut eve = RawC2s::login(&rig.prosody, "eve", "pw").await;
+    let mut eve = RawC2s::login(&rig.prosody, "eve", PASSWORD).await;
     let deep = nested(5000);
     eve.send(&format!(
         "<message to='{}' id='m'><x xmlns='urn:x'>{deep}</x></message>",
@@ -146,9 +140,7 @@ async fn the_client_library_survives_hostile_stanzas_too() {
     let reply = eve.reply_to("deep-to-bob").await;
     assert!(reply.contains("type='error'"), "{reply}");
     // And bob's session still works.
-    let seat = common::c2s::within(bob.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("bob's create after the hostile stanzas");
+    let seat = bob.create(&CreateRequest::default()).await;
     assert!(seat.peer_jid.starts_with("dsps.localhost/"));
 }
 
@@ -173,7 +165,7 @@ async fn a_stats_flood_is_metered_and_others_are_still_answered() {
         "[limits]\nreply_bytes_per_second = 65536\n",
     );
     let alice = rig.peer("alice").await;
-    let mut mallory = RawC2s::login(&rig.prosody, "mallory", "pw").await;
+    let mut mallory = RawC2s::login(&rig.prosody, "mallory", PASSWORD).await;
     for n in 0..4 {
         mallory.send(&public_with_comments(n)).await;
         let reply = mallory.reply_to(&format!("pub{n}")).await;
@@ -207,9 +199,7 @@ async fn a_stats_flood_is_metered_and_others_are_still_answered() {
         "{results} listings sent in full"
     );
     // Another user is answered, and the link never dropped.
-    common::c2s::within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("alice's create after the flood");
+    alice.create(&CreateRequest::default()).await;
     let log = rig.dsps.log();
     assert!(!log.contains("component link lost"), "{log}");
     assert_eq!(

@@ -84,21 +84,19 @@ async fn expect_presence(p: &mut Peer, from: &Seat, status: &str, about: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_stats_and_presence_pushes() {
     let rig = Rig::start(SECRET, &["alice", "bob", "carol", "dave"], &extra());
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
-    let mut dave = rig.peer("dave").await;
+    let [mut alice, mut bob, mut carol, mut dave] =
+        rig.peers(["alice", "bob", "carol", "dave"]).await;
 
     let comment = Element::builder("comment", NS_DSPS)
         .append("e2e info stream")
         .build();
-    let a_seat = within(alice.dsps.create(&CreateRequest {
-        minthroughput: Some("1.5KB".into()),
-        comments: vec![comment],
-        ..CreateRequest::default()
-    }))
-    .await
-    .expect("create");
+    let a_seat = alice
+        .create(&CreateRequest {
+            minthroughput: Some("1.5KB".into()),
+            comments: vec![comment],
+            ..CreateRequest::default()
+        })
+        .await;
     let admin = AdminRequest {
         wait: Some(INVITE_WAIT_MS),
         actions: [&bob, &carol, &dave]
@@ -107,14 +105,10 @@ async fn who_stats_and_presence_pushes() {
             .collect(),
         ..AdminRequest::default()
     };
-    within(alice.dsps.admin(&a_seat, &admin))
-        .await
-        .expect("admin");
+    alice.admin(&a_seat, &admin).await;
     let (b_seat, c_seat) = tokio::join!(bob.accept_next(), carol.accept_next());
     // dave gets his invitation and sits on it: his seat stays 'expire'.
-    let dave_inv = within(dave.events.wait_for_invitation(STEP))
-        .await
-        .expect("dave's invitation");
+    let dave_inv = dave.invitation().await;
     assert_eq!(dave_inv.invitation.expire, EXPIRE_DEFAULT_MS);
     assert_eq!(b_seat.info.wait, INVITE_WAIT_MS, "admin wait applies");
     assert_eq!(
@@ -132,7 +126,7 @@ async fn who_stats_and_presence_pushes() {
     expect_presence(&mut carol, &c_seat, "connect", &alice.jid).await;
 
     // who from the master: everyone, with type, id, status and throughput.
-    let who = within(alice.dsps.who(&a_seat)).await.expect("who");
+    let who = alice.who(&a_seat).await;
     assert_eq!(who.peers.len(), 4, "{who:?}");
     for (jid, role, id, status) in [
         (&alice.jid, Role::Master, "0", "connect"),
@@ -149,7 +143,7 @@ async fn who_stats_and_presence_pushes() {
         throughput_fields(&p.throughput);
     }
     // who from a slave: the masters only.
-    let who = within(bob.dsps.who(&b_seat)).await.expect("who from bob");
+    let who = bob.who(&b_seat).await;
     assert_eq!(who.peers.len(), 1, "a slave sees only masters: {who:?}");
     assert_eq!(
         (who.peers[0].jid.as_str(), who.peers[0].role),
@@ -161,7 +155,7 @@ async fn who_stats_and_presence_pushes() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let stats = within(alice.dsps.stats(&a_seat)).await.expect("stats");
+    let stats = alice.stats(&a_seat).await;
     assert!(
         stats.init <= now && stats.init + 60 >= now,
         "init {} is not about now ({now})",
@@ -186,9 +180,7 @@ async fn who_stats_and_presence_pushes() {
     assert!(stats.peers.is_empty());
     assert_eq!(stats.comments.len(), 1);
     assert_eq!(stats.comments[0].text(), "e2e info stream");
-    let bob_stats = within(bob.dsps.stats(&b_seat))
-        .await
-        .expect("stats from bob");
+    let bob_stats = bob.stats(&b_seat).await;
     assert_eq!(bob_stats.wait, INVITE_WAIT_MS, "bob's own wait");
     assert_eq!(bob_stats.comments, stats.comments);
     assert_eq!(bob_stats.slavecount, 3);
@@ -226,7 +218,7 @@ async fn who_stats_and_presence_pushes() {
         |who| check(who),
     )
     .await;
-    let who = within(alice.dsps.who(&a_seat)).await.expect("who");
+    let who = alice.who(&a_seat).await;
     assert!(
         check(&who.peers),
         "the burst's figures must stay while nothing moves: {:?}",
@@ -262,7 +254,7 @@ async fn who_until(
 ) -> Vec<WhoPeer> {
     let deadline = tokio::time::Instant::now() + WHO_SETTLES;
     loop {
-        let who = within(asker.dsps.who(seat)).await.expect("who");
+        let who = asker.who(seat).await;
         if done(&who.peers) {
             return who.peers;
         }
@@ -302,8 +294,7 @@ const FALL_BOUND: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
     let rig = Rig::start(SECRET, &["alice", "bob"], SMALL_WINDOW);
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -311,13 +302,7 @@ async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
     )
     .await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
-    let (mut br, _bw) = within(
-        bob.dsps
-            .connect_with(&seats[0], None, Some(STALL_RECV_BUFFER)),
-    )
-    .await
-    .expect("bob connects")
-    .into_split();
+    let (mut br, _bw) = bob.connect_buffered(&seats[0], STALL_RECV_BUFFER).await;
     alice.wait_for_presence("connect", &bob.jid).await;
 
     // A burst: non-zero for both as soon as bob has it.
@@ -354,7 +339,7 @@ async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
     let mut at_first_zero = None;
     let mut last: Option<[f64; 5]> = None;
     loop {
-        let who = within(alice.dsps.who(&a_seat)).await.expect("who").peers;
+        let who = alice.who(&a_seat).await.peers;
         let (a, b) = (figures_of(&who, &alice.jid), figures_of(&who, &bob.jid));
         if let Some(prev) = last {
             for w in 0..5 {
@@ -404,19 +389,14 @@ async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
     .await;
 }
 
-/// One iq to the bare component JID; returns the raw answer.
-async fn ask(p: &Peer, payload: Element) -> Element {
-    within(p.xmpp.request("get", DOMAIN, payload, STEP))
-        .await
-        .unwrap_or_else(|e| panic!("request failed: {e}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disco_ping_and_version_on_the_bare_jid() {
     let rig = Rig::start(SECRET, &["alice"], "");
     let alice = rig.peer("alice").await;
+    // One iq to the bare component JID; the raw answer.
+    let ask = |payload: Element| alice.ask("get", DOMAIN, payload);
 
-    let reply = ask(&alice, Element::builder("query", NS_DISCO_INFO).build()).await;
+    let reply = ask(Element::builder("query", NS_DISCO_INFO).build()).await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
     assert_eq!(reply.attr("from"), Some(DOMAIN));
     let q = reply
@@ -444,11 +424,11 @@ async fn disco_ping_and_version_on_the_bare_jid() {
         assert!(features.contains(&f), "feature {f} missing: {features:?}");
     }
 
-    let reply = ask(&alice, Element::builder("ping", NS_PING).build()).await;
+    let reply = ask(Element::builder("ping", NS_PING).build()).await;
     assert_eq!(reply.attr("type"), Some("result"), "ping: {reply:?}");
     assert_eq!(reply.attr("from"), Some(DOMAIN));
 
-    let reply = ask(&alice, Element::builder("query", NS_VERSION).build()).await;
+    let reply = ask(Element::builder("query", NS_VERSION).build()).await;
     assert_eq!(reply.attr("type"), Some("result"), "version: {reply:?}");
     let q = reply
         .get_child("query", NS_VERSION)

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::c2s::{within, STEP};
-use common::scenario::{Peer, Rig, DOMAIN};
+use common::dsps::Component;
+use common::scenario::{iq_error, Rig, DOMAIN};
 use dsps::config::DEFAULT_MAX_STANZA_SIZE;
 use dsps::proto::query::{CreateRequest, StatsResult};
-use dsps::proto::xml::{attr, NS_DSPS, NS_STANZAS};
+use dsps::proto::xml::{attr, NS_DSPS};
 use minidom::Element;
 
 const SECRET: &str = "limits-test-secret";
@@ -25,37 +25,19 @@ fn comment(text_bytes: usize) -> Element {
         .build()
 }
 
-async fn ask(p: &Peer, kind: &str, to: &str, payload: Element) -> Element {
-    within(p.xmpp.request(kind, to, payload, STEP))
-        .await
-        .unwrap_or_else(|e| panic!("request to {to} failed: {e}"))
-}
-
-/// (legacy code, condition, text) of an error reply.
-fn error_of(reply: &Element) -> (String, String, String) {
-    assert_eq!(reply.attr("type"), Some("error"), "not an error: {reply:?}");
-    let error = reply
-        .children()
-        .find(|c| c.name() == "error")
-        .expect("error iq with <error/>");
-    let condition = error
-        .children()
-        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
-        .map(|c| c.name().to_string())
-        .unwrap_or_default();
-    let text = error
-        .get_child("text", NS_STANZAS)
-        .map(|t| t.text())
-        .unwrap_or_default();
-    let code = error.attr("code").unwrap_or("").to_string();
-    (code, condition, text)
+/// Asserts `reply` is a 400 bad-request error with `text`.
+fn expect_bad_request(reply: &Element, text: &str) {
+    let e = iq_error(reply);
+    assert_eq!(
+        (e.code.as_deref(), e.condition.as_deref(), e.text.as_deref()),
+        (Some("400"), Some("bad-request"), Some(text))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_the_link() {
     let rig = Rig::start(SECRET, &["alice", "erin"], EXTRA);
-    let alice = rig.peer("alice").await;
-    let erin = rig.peer("erin").await;
+    let [alice, erin] = rig.peers(["alice", "erin"]).await;
 
     // One byte of text too many (the tags count too): 400 naming the limit.
     let create = CreateRequest {
@@ -63,14 +45,10 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
         comments: vec![comment(COMMENT_BYTES)],
         ..CreateRequest::default()
     };
-    let reply = ask(&alice, "get", DOMAIN, Element::from(&create)).await;
-    assert_eq!(
-        error_of(&reply),
-        (
-            "400".to_string(),
-            "bad-request".to_string(),
-            format!("comment longer than limits.comment_bytes ({COMMENT_BYTES})")
-        )
+    let reply = alice.ask("get", DOMAIN, Element::from(&create)).await;
+    expect_bad_request(
+        &reply,
+        &format!("comment longer than limits.comment_bytes ({COMMENT_BYTES})"),
     );
 
     // Four public streams with 150 KB comments: 600 KB if listed whole.
@@ -80,12 +58,10 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
         ..CreateRequest::default()
     };
     for _ in 0..4 {
-        within(alice.dsps.create(&create))
-            .await
-            .unwrap_or_else(|e| panic!("create failed: {e}"));
+        alice.create(&create).await;
     }
     let stats = attr(Element::builder("query", NS_DSPS), "type", "stats").build();
-    let reply = ask(&erin, "get", DOMAIN, stats).await;
+    let reply = erin.ask("get", DOMAIN, stats).await;
     assert_eq!(
         reply.attr("type"),
         Some("result"),
@@ -112,10 +88,10 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
 
     // The link is still up: the component answers the next requests at once.
     let ping = Element::builder("ping", "urn:xmpp:ping").build();
-    let reply = ask(&erin, "get", DOMAIN, ping).await;
+    let reply = erin.ask("get", DOMAIN, ping).await;
     assert_eq!(reply.attr("type"), Some("result"), "ping: {reply:?}");
     let disco = Element::builder("query", "http://jabber.org/protocol/disco#info").build();
-    let reply = ask(&erin, "get", DOMAIN, disco).await;
+    let reply = erin.ask("get", DOMAIN, disco).await;
     assert_eq!(reply.attr("type"), Some("result"), "disco: {reply:?}");
     let log = rig.dsps.log();
     assert!(
@@ -132,15 +108,12 @@ async fn oversized_comments_are_refused_and_big_listings_are_cut_without_losing_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invitation_that_would_pass_max_stanza_size_is_refused_before_any_result() {
     // 8 KiB stanzas; the stream comment budget shrinks to fit the configuration check.
-    let component = common::dsps::Component::new(DOMAIN, SECRET)
+    let component = Component::new(DOMAIN, SECRET)
         .component_extra("max_stanza_size = 8192")
         .extra("[limits]\nstream_comment_bytes = 1024\nattribute_bytes = 1024\n");
     let rig = Rig::with(&["alice", "bob"], &[component]);
-    let alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let seat = within(alice.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
+    let [alice, mut bob] = rig.peers(["alice", "bob"]).await;
+    let seat = alice.create(&CreateRequest::default()).await;
     // Three 3 000-byte comments: each within comment_bytes, together too large to
     // forward to bob in one acknowledge.
     let mut query = attr(Element::builder("query", NS_DSPS), "type", "admin");
@@ -148,14 +121,12 @@ async fn an_invitation_that_would_pass_max_stanza_size_is_refused_before_any_res
         query = query.append(comment(3000));
     }
     let peer = attr(Element::builder("peer", NS_DSPS), "type", "slave").append(bob.jid.as_str());
-    let reply = ask(&alice, "set", &seat.peer_jid, query.append(peer).build()).await;
-    assert_eq!(
-        error_of(&reply),
-        (
-            "400".to_string(),
-            "bad-request".to_string(),
-            "invitation larger than component.max_stanza_size (8192)".to_string()
-        )
+    let reply = alice
+        .ask("set", &seat.peer_jid, query.append(peer).build())
+        .await;
+    expect_bad_request(
+        &reply,
+        "invitation larger than component.max_stanza_size (8192)",
     );
     // Bob hears nothing of it, and the link is still up.
     let nothing = bob

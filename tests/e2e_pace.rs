@@ -18,8 +18,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::blocks::Reader;
-use common::c2s::within;
+use common::blocks::{read_paced, read_payload};
 use common::scenario::{create_and_invite, Rig};
 use dsps::proto::query::{CreateRequest, Role};
 use rand::RngCore;
@@ -38,36 +37,10 @@ const RSS_HEADROOM_KIB: u64 = 16 * 1024;
 const TRANSFER_BOUND: Duration = Duration::from_secs(25);
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// Reads `len` bytes of blocks; with `rate`, never gets ahead of `rate` bytes/s
-/// (sleeps between reads). Returns the sha256 and when the last byte arrived.
-async fn receive(mut r: Reader, len: usize, rate: Option<f64>) -> (Vec<u8>, Instant) {
-    let start = Instant::now();
-    let mut h = Sha256::new();
-    let mut got = 0usize;
-    while got < len {
-        let b = r
-            .next_block()
-            .await
-            .expect("block")
-            .expect("stream ended early");
-        got += b.data.len();
-        h.update(&b.data);
-        if let Some(rate) = rate {
-            // Pacing the reader, not synchronising: sleep until the budget allows more.
-            let due = start + Duration::from_secs_f64(got as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-    }
-    assert_eq!(got, len, "received more than was sent");
-    (h.finalize().to_vec(), Instant::now())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_runs_at_the_slowest_readers_pace_with_bounded_memory() {
     let rig = Rig::start(SECRET, &["alice", "bob", "carol"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -77,14 +50,7 @@ async fn stream_runs_at_the_slowest_readers_pace_with_bounded_memory() {
     let (_ar, mut aw) = alice.connect(&a_seat).await;
     let (br, _bw) = bob.connect(&seats[0]).await;
     // A small receive buffer on the slow side keeps the kernel from hiding the pace.
-    let (cr, _cw) = within(
-        carol
-            .dsps
-            .connect_with(&seats[1], None, Some(SLOW_RECV_BUFFER)),
-    )
-    .await
-    .expect("carol connects")
-    .into_split();
+    let (cr, _cw) = carol.connect_buffered(&seats[1], SLOW_RECV_BUFFER).await;
     // Both are on the data path before the first byte (the push follows the join).
     alice.wait_for_presence("connect", &bob.jid).await;
     alice.wait_for_presence("connect", &carol.jid).await;
@@ -98,14 +64,14 @@ async fn stream_runs_at_the_slowest_readers_pace_with_bounded_memory() {
     let mut peak = start_rss;
 
     let t0 = Instant::now();
-    let fast = tokio::spawn(receive(br, PAYLOAD_LEN, None));
-    let slow = tokio::spawn(receive(cr, PAYLOAD_LEN, Some(SLOW_RATE)));
+    let fast = tokio::spawn(read_payload(br, PAYLOAD_LEN));
+    let slow = tokio::spawn(read_paced(cr, PAYLOAD_LEN, Some(SLOW_RATE)));
     let transfer = async {
         aw.write_all(&payload).await.expect("alice sends");
         let sent = t0.elapsed();
-        let (fast_sum, fast_end) = fast.await.unwrap();
-        let (slow_sum, slow_end) = slow.await.unwrap();
-        (sent, fast_sum, fast_end, slow_sum, slow_end)
+        let fast = fast.await.unwrap();
+        let slow = slow.await.unwrap();
+        (sent, fast.sha256, fast.done, slow.sha256, slow.done)
     };
     let sample = async {
         loop {

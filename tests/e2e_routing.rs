@@ -33,9 +33,7 @@ async fn send(w: &mut OwnedWriteHalf, data: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slave_data_reaches_only_the_master_and_never_its_sender() {
     let rig = Rig::start(SECRET, &["alice", "bob", "carol"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -145,9 +143,7 @@ fn random(len: usize) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_masters_get_each_others_data_and_a_slave_gets_both() {
     let rig = Rig::start(SECRET, &["alice", "bob", "carol"], "");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let (a_seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
