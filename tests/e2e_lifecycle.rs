@@ -7,124 +7,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::c2s::{login, within};
-use common::dsps::{Component, Dsps};
-use common::prosody::Prosody;
-use dsps::client::session::{
-    drop_peer, invite_slaves, BlockReader, ClientError, DspsClient, DspsEvent, DspsEvents, Seat,
-};
+use common::blocks::{expect_closed, next_block, read_until_closed};
+use common::c2s::{within, STEP};
+use common::scenario::{dsps_error, Peer, Rig, DOMAIN};
+use dsps::client::session::{drop_peer, invite_slaves, DspsEvent, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{self, AdminAction, AdminRequest, CreateRequest, Role, StatsResult};
 use dsps::proto::xml::NS_DSPS;
 use minidom::Element;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const SECRET: &str = "lifecycle-test-secret";
-const DOMAIN: &str = "dsps.localhost";
-/// Bound on waiting for one event.
-const EVENT: Duration = Duration::from_secs(10);
-
-struct World {
-    prosody: Prosody,
-    _dsps: Dsps,
-}
-
-fn world(users: &[&str], extra: &str) -> World {
-    let accounts: Vec<(&str, &str)> = users.iter().map(|u| (*u, "pw")).collect();
-    let prosody = Prosody::start(&[(DOMAIN, SECRET)], &accounts);
-    let dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET).extra(extra));
-    World {
-        prosody,
-        _dsps: dsps,
-    }
-}
-
-struct User {
-    jid: String,
-    dsps: DspsClient,
-    events: DspsEvents,
-}
-
-async fn user(w: &World, name: &str) -> User {
-    let (x, inc) = login(&w.prosody, name, "pw").await;
-    User {
-        jid: x.jid().to_string(),
-        dsps: DspsClient::new(x.clone(), DOMAIN),
-        events: DspsEvents::new(x, inc),
-    }
-}
-
-impl User {
-    async fn event(&mut self) -> DspsEvent {
-        self.event_within(EVENT).await
-    }
-
-    async fn event_within(&mut self, bound: Duration) -> DspsEvent {
-        tokio::time::timeout(bound, self.events.next())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no event within {bound:?}", self.jid))
-            .expect("XMPP connection ended")
-    }
-
-    async fn presence(&mut self) -> (String, String) {
-        self.presence_within(EVENT).await
-    }
-
-    async fn presence_within(&mut self, bound: Duration) -> (String, String) {
-        match self.event_within(bound).await {
-            DspsEvent::Presence { push, .. } => {
-                assert_eq!(push.peers.len(), 1, "one change per push");
-                push.peers[0].clone()
-            }
-            other => panic!("{}: expected a presence push, got {other:?}", self.jid),
-        }
-    }
-
-    async fn report(&mut self) -> Vec<(String, String)> {
-        match self.event().await {
-            DspsEvent::AdminReport { report, .. } => report.peers,
-            other => panic!("{}: expected an admin report, got {other:?}", self.jid),
-        }
-    }
-
-    /// Nothing arrives for `d` (used only to check absence, never to synchronise).
-    async fn quiet_for(&mut self, d: Duration) {
-        if let Ok(Some(e)) = tokio::time::timeout(d, self.events.next()).await {
-            panic!("{}: expected no event, got {e:?}", self.jid);
-        }
-    }
-
-    /// Creates a stream (we are its master).
-    async fn create(&self, req: &CreateRequest) -> Seat {
-        within(self.dsps.create(req)).await.expect("create")
-    }
-
-    /// An admin request that must succeed; returns its immediate report.
-    async fn admin(&self, seat: &Seat, req: &AdminRequest) -> Vec<(String, String)> {
-        within(self.dsps.admin(seat, req))
-            .await
-            .expect("admin")
-            .peers
-    }
-
-    async fn join(&mut self) -> Seat {
-        let inv = within(self.events.wait_for_invitation(EVENT))
-            .await
-            .expect("invitation");
-        within(self.dsps.accept(&inv, &mut self.events))
-            .await
-            .expect("accept")
-    }
-
-    async fn connect(&self, seat: &Seat) -> (BlockReader<OwnedReadHalf>, OwnedWriteHalf) {
-        within(self.dsps.connect(seat, None))
-            .await
-            .expect("relay handshake")
-            .into_split()
-    }
-}
 
 fn admin(expire: Option<u64>, wait: Option<u64>, actions: Vec<AdminAction>) -> AdminRequest {
     AdminRequest {
@@ -139,51 +33,32 @@ fn slave(jid: &str) -> AdminAction {
     AdminAction::Invite(Role::Slave, jid.to_string())
 }
 
-fn dsps_code(r: Result<impl std::fmt::Debug, ClientError>) -> Option<u16> {
-    match r {
-        Err(ClientError::Dsps(e, _)) => e.map(|e| e.code()),
-        other => panic!("expected a DSPS error, got {other:?}"),
-    }
-}
-
-async fn eof(r: &mut BlockReader<OwnedReadHalf>) {
-    let end = tokio::time::timeout(EVENT, r.next_block())
-        .await
-        .expect("EOF in time");
-    assert!(
-        matches!(end, Ok(None) | Err(_)),
-        "expected the socket closed, got {end:?}"
-    );
-}
-
-/// alice creates; bob (slave) accepts; both connected. Presence pushes consumed.
-async fn alice_and_bob(w: &World) -> (User, Seat, User, Seat) {
-    alice_and_bob_waiting(w, None).await
+/// alice creates; bob (slave) accepts; neither is connected yet.
+async fn alice_and_bob(rig: &Rig) -> (Peer, Seat, Peer, Seat) {
+    alice_and_bob_waiting(rig, None).await
 }
 
 /// [`alice_and_bob`] with the invitation's `wait` attribute set.
-async fn alice_and_bob_waiting(w: &World, wait: Option<u64>) -> (User, Seat, User, Seat) {
-    let alice = user(w, "alice").await;
-    let mut bob = user(w, "bob").await;
+async fn alice_and_bob_waiting(rig: &Rig, wait: Option<u64>) -> (Peer, Seat, Peer, Seat) {
+    let [alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let a_seat = alice.create(&CreateRequest::default()).await;
     alice
         .admin(&a_seat, &admin(None, wait, vec![slave(&bob.jid)]))
         .await;
-    let b_seat = bob.join().await;
+    let b_seat = bob.accept_next().await;
     (alice, a_seat, bob, b_seat)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_invitation_expires_and_is_reported() {
-    let w = world(&["alice", "bob"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let seat = alice.create(&CreateRequest::default()).await;
     let t0 = Instant::now();
     alice
         .admin(&seat, &admin(Some(300), None, vec![slave(&bob.jid)]))
         .await;
-    let inv = within(bob.events.wait_for_invitation(EVENT)).await.unwrap();
+    let inv = bob.invitation().await;
     assert_eq!(inv.invitation.expire, 300, "min(requested, default)");
     assert_eq!(
         alice.report().await,
@@ -195,38 +70,36 @@ async fn unanswered_invitation_expires_and_is_reported() {
     );
     // The invitation is forgotten: a late accept goes nowhere.
     let late = bob
-        .dsps
-        .request("set", &inv.from, query::acknowledge("connect"))
+        .request_error("set", &inv.from, query::acknowledge("connect"))
         .await;
-    assert_eq!(dsps_code(late), Some(404));
-    let who = within(alice.dsps.who(&seat)).await.unwrap();
+    assert_eq!(late.0, Some(DspsError::ItemNotFound));
+    let who = alice.who(&seat).await;
     assert_eq!(who.peers.len(), 1, "only alice is left: {who:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_invitation_is_reported_and_only_the_first_answer_counts() {
-    let w = world(&["alice", "bob"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let seat = alice.create(&CreateRequest::default()).await;
     alice.admin(&seat, &invite_slaves([bob.jid.as_str()])).await;
-    let inv = within(bob.events.wait_for_invitation(EVENT)).await.unwrap();
-    within(bob.dsps.answer(&inv, false)).await.unwrap();
+    let inv = bob.invitation().await;
+    bob.answer(&inv, false).await;
     assert_eq!(
         alice.report().await,
         vec![("reject".into(), bob.jid.clone())]
     );
     // A second answer (now an accept) is too late.
-    within(bob.dsps.answer(&inv, true)).await.unwrap();
+    bob.answer(&inv, true).await;
     bob.quiet_for(Duration::from_millis(300)).await;
-    let who = within(alice.dsps.who(&seat)).await.unwrap();
+    let who = alice.who(&seat).await;
     assert_eq!(who.peers.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_but_never_connected_times_out() {
-    let w = world(&["alice", "bob"], "");
-    let (mut alice, _seat, bob, b_seat) = alice_and_bob_waiting(&w, Some(300)).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let (mut alice, _seat, bob, b_seat) = alice_and_bob_waiting(&rig, Some(300)).await;
     assert_eq!(b_seat.info.wait, 300);
     assert_eq!(
         alice.report().await,
@@ -234,21 +107,20 @@ async fn accepted_but_never_connected_times_out() {
     );
     // The seat is gone: its resource no longer answers bob.
     let r = bob
-        .dsps
-        .request("get", &b_seat.peer_jid, query::empty("who"))
+        .request_error("get", &b_seat.peer_jid, query::empty("who"))
         .await;
-    assert_eq!(dsps_code(r), Some(404));
+    assert_eq!(r.0, Some(DspsError::ItemNotFound));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_drops_a_slave_with_comments_and_presence() {
-    let w = world(&["alice", "bob", "carol"], "");
-    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
-    let mut carol = user(&w, "carol").await;
+    let rig = Rig::start(SECRET, &["alice", "bob", "carol"], "");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&rig).await;
+    let mut carol = rig.peer("carol").await;
     alice
         .admin(&a_seat, &invite_slaves([carol.jid.as_str()]))
         .await;
-    let c_seat = carol.join().await;
+    let c_seat = carol.accept_next().await;
     let (_ar, _aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await, ("connect".into(), alice.jid.clone()));
     assert_eq!(
@@ -269,7 +141,7 @@ async fn master_drops_a_slave_with_comments_and_presence() {
         .build()];
     let report = alice.admin(&a_seat, &req).await;
     assert!(report.is_empty());
-    eof(&mut br).await;
+    expect_closed(&mut br).await;
     match bob.event().await {
         DspsEvent::Dropped { peer_jid, comments } => {
             assert_eq!(peer_jid, b_seat.peer_jid);
@@ -280,14 +152,14 @@ async fn master_drops_a_slave_with_comments_and_presence() {
     assert_eq!(alice.presence().await, ("drop".into(), bob.jid.clone()));
     // A slave's change is not shown to other slaves.
     carol.quiet_for(Duration::from_millis(300)).await;
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    let who = alice.who(&a_seat).await;
     assert!(who.peers.iter().all(|p| p.jid != bob.jid));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_nobody_reports_missing_and_slaves_may_only_drop_themselves() {
-    let w = world(&["alice", "bob"], "");
-    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&rig).await;
     let report = alice.admin(&a_seat, &drop_peer("nobody@localhost/x")).await;
     assert_eq!(
         report,
@@ -305,10 +177,10 @@ async fn dropping_nobody_reports_missing_and_slaves_may_only_drop_themselves() {
             ),
         )
         .await;
-    assert_eq!(dsps_code(r), Some(403));
+    assert_eq!(dsps_error(r).0, Some(DspsError::Forbidden));
     let r = bob.dsps.admin(&b_seat, &drop_peer(&alice.jid)).await;
-    assert_eq!(dsps_code(r), Some(403));
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    assert_eq!(dsps_error(r).0, Some(DspsError::Forbidden));
+    let who = alice.who(&a_seat).await;
     assert_eq!(who.peers.len(), 2, "the 403s changed nothing");
     // But bob may drop himself.
     bob.admin(&b_seat, &drop_peer(&bob.jid)).await;
@@ -318,15 +190,15 @@ async fn dropping_nobody_reports_missing_and_slaves_may_only_drop_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnected_peer_waits_and_reconnects_without_replay() {
-    let w = world(&["alice", "bob"], "");
-    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&rig).await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await, ("connect".into(), alice.jid.clone()));
     let (br, bw) = bob.connect(&b_seat).await;
     assert_eq!(alice.presence().await, ("connect".into(), bob.jid.clone()));
     drop((br, bw));
     assert_eq!(alice.presence().await, ("waiting".into(), bob.jid.clone()));
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    let who = alice.who(&a_seat).await;
     let bob_row = who.peers.iter().find(|p| p.jid == bob.jid).unwrap();
     assert_eq!(bob_row.status, "wait");
     // Sent while bob is away: never replayed to him.
@@ -334,7 +206,7 @@ async fn disconnected_peer_waits_and_reconnects_without_replay() {
     let (mut br, _bw) = bob.connect(&b_seat).await;
     assert_eq!(alice.presence().await, ("connect".into(), bob.jid.clone()));
     aw.write_all(b"after-return").await.unwrap();
-    let first = within(br.next_block()).await.unwrap().unwrap();
+    let first = next_block(&mut br).await;
     assert_eq!(
         &first.data[..],
         b"after-return",
@@ -349,8 +221,8 @@ async fn disconnected_peer_waits_and_reconnects_without_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_expiry_after_disconnection_drops_the_peer() {
-    let w = world(&["alice", "bob"], "");
-    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob_waiting(&w, Some(400)).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob_waiting(&rig, Some(400)).await;
     let (_ar, _aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await, ("connect".into(), alice.jid.clone()));
     let (br, bw) = bob.connect(&b_seat).await;
@@ -372,14 +244,11 @@ async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
     // queue (a 1024-block window, 16 MiB): when alice is gone, megabytes are still
     // queued in the relay for bob, and only the drain can deliver them.
     const LEN: usize = 8 * 1024 * 1024;
-    let w = world(&["alice", "bob"], "window = 1024");
-    let (alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "window = 1024");
+    let (alice, a_seat, mut bob, b_seat) = alice_and_bob(&rig).await;
     let (mut ar, mut aw) = alice.connect(&a_seat).await;
     // A tiny socket buffer keeps what bob has not read in the server's queue.
-    let (mut br, _bw) = within(bob.dsps.connect_with(&b_seat, None, Some(4096)))
-        .await
-        .expect("bob connects")
-        .into_split();
+    let (br, _bw) = bob.connect_buffered(&b_seat, 4096).await;
     let payload: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
     let want = Sha256::digest(&payload).to_vec();
     aw.write_all(&payload).await.unwrap();
@@ -387,24 +256,17 @@ async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
     // The server closes alice's socket once it has read (and queued) all she sent.
     within(async { while ar.next_block().await.map(|b| b.is_some()).unwrap_or(false) {} }).await;
     // alice leaves for good; only now does bob start reading.
-    within(alice.dsps.leave(&a_seat)).await.unwrap();
-    let reader = tokio::spawn(async move {
-        let (mut h, mut got) = (Sha256::new(), 0usize);
-        while let Some(b) = br.next_block().await.expect("well-formed blocks") {
-            got += b.data.len();
-            h.update(&b.data);
-        }
-        (got, h.finalize().to_vec())
-    });
-    let (got, sum) = tokio::time::timeout(Duration::from_secs(30), reader)
+    alice.leave(&a_seat).await;
+    let reader = tokio::spawn(read_until_closed(br));
+    let got = tokio::time::timeout(Duration::from_secs(30), reader)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        got, LEN,
+        got.bytes, LEN,
         "every byte alice sent reached bob before he was dropped"
     );
-    assert_eq!(sum, want);
+    assert_eq!(got.sha256, want);
     // bob sees alice go, then his own drop; the stream is forgotten.
     let mut saw_drop = false;
     for _ in 0..4 {
@@ -421,31 +283,26 @@ async fn last_master_leaving_drains_everything_to_slaves_then_drops_them() {
     }
     assert!(saw_drop, "bob was dropped at shutdown");
     let r = bob
-        .dsps
-        .request("get", &b_seat.peer_jid, query::empty("stats"))
+        .request_error("get", &b_seat.peer_jid, query::empty("stats"))
         .await;
-    assert_eq!(dsps_code(r), Some(404), "the stream is forgotten");
+    assert_eq!(
+        r.0,
+        Some(DspsError::ItemNotFound),
+        "the stream is forgotten"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_stream_join_and_full() {
-    let w = world(&["alice", "dave", "erin"], "");
-    let alice = user(&w, "alice").await;
-    let mut dave = user(&w, "dave").await;
-    let erin = user(&w, "erin").await;
+    let rig = Rig::start(SECRET, &["alice", "dave", "erin"], "");
+    let [alice, mut dave, erin] = rig.peers(["alice", "dave", "erin"]).await;
     let create = CreateRequest {
         maxpublic: 1,
         ..CreateRequest::default()
     };
     let a_seat = alice.create(&create).await;
     // stats on the bare JID lists the public stream with its public JID.
-    let listing = within(
-        dave.dsps
-            .xmpp()
-            .request("get", DOMAIN, query::empty("stats"), EVENT),
-    )
-    .await
-    .unwrap();
+    let listing = dave.ask("get", DOMAIN, query::empty("stats")).await;
     let stats: Vec<StatsResult> = listing_queries(&listing);
     assert_eq!(stats.len(), 1, "one public stream: {stats:?}");
     assert_eq!(stats[0].maxpublic, 1);
@@ -459,21 +316,19 @@ async fn public_stream_join_and_full() {
     )
     .await
     .unwrap();
-    let d_seat = within(dave.events.wait_for_seat(EVENT)).await.unwrap();
-    let s = within(dave.dsps.stats(&d_seat)).await.unwrap();
+    let d_seat = within(dave.events.wait_for_seat(STEP)).await.unwrap();
+    let s = dave.stats(&d_seat).await;
     assert_eq!((s.public, s.slavecount, s.mastercount), (1, 1, 1));
     // erin is one too many.
     let r = erin
-        .dsps
-        .request("set", &public, query::acknowledge("connect"))
+        .request_error("set", &public, query::acknowledge("connect"))
         .await;
-    assert_eq!(dsps_code(r), Some(503));
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    assert_eq!(r.0, Some(DspsError::ServiceUnavailable));
+    let who = alice.who(&a_seat).await;
     assert_eq!(
         who.peers.iter().filter(|p| p.role == Role::Slave).count(),
         1
     );
-    let _ = DspsError::ServiceUnavailable;
 }
 
 /// Every `<query type='stats'/>` naming a public stream in a bare-JID stats result.
@@ -486,10 +341,8 @@ fn listing_queries(iq: &Element) -> Vec<StatsResult> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_below_minthroughput_is_disconnected_not_dropped() {
-    let w = world(&["alice", "bob", "carol"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
-    let mut carol = user(&w, "carol").await;
+    let rig = Rig::start(SECRET, &["alice", "bob", "carol"], "");
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let create = CreateRequest {
         minthroughput: Some("10KB".into()),
         ..CreateRequest::default()
@@ -502,8 +355,8 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
             &invite_slaves([bob.jid.as_str(), carol.jid.as_str()]),
         )
         .await;
-    let b_seat = bob.join().await;
-    let c_seat = carol.join().await;
+    let b_seat = bob.accept_next().await;
+    let c_seat = carol.accept_next().await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
     let (_br, _bw) = bob.connect(&b_seat).await;
     let (mut cr, _cw) = carol.connect(&c_seat).await;
@@ -534,7 +387,7 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
         t0.elapsed() >= Duration::from_secs(15),
         "checked before 16 s of waiting"
     );
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    let who = alice.who(&a_seat).await;
     assert_eq!(who.peers.len(), 3, "disconnected, not dropped: {who:?}");
     let bob_row = who.peers.iter().find(|p| p.jid == bob.jid).unwrap();
     assert_eq!(bob_row.status, "wait");
@@ -547,9 +400,8 @@ async fn peer_below_minthroughput_is_disconnected_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_that_come_and_go_release_everything() {
-    let w = world(&["alice", "bob"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut bob = user(&w, "bob").await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "");
+    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
     let mut gone = Vec::new();
     let mut rss_after_warmup = 0;
     for round in 0..40 {
@@ -557,7 +409,7 @@ async fn streams_that_come_and_go_release_everything() {
         alice
             .admin(&a_seat, &invite_slaves([bob.jid.as_str()]))
             .await;
-        let b_seat = bob.join().await;
+        let b_seat = bob.accept_next().await;
         let (_ar, mut aw) = alice.connect(&a_seat).await;
         assert_eq!(bob.presence().await.0, "connect");
         let (mut br, _bw) = bob.connect(&b_seat).await;
@@ -565,11 +417,11 @@ async fn streams_that_come_and_go_release_everything() {
         aw.write_all(&[round as u8; 64 * 1024]).await.unwrap();
         let mut got = 0;
         while got < 64 * 1024 {
-            got += within(br.next_block()).await.unwrap().unwrap().data.len();
+            got += next_block(&mut br).await.data.len();
         }
         // The XEP's recipe: close the stream, then drop yourself.
         aw.shutdown().await.unwrap();
-        within(alice.dsps.leave(&a_seat)).await.unwrap();
+        alice.leave(&a_seat).await;
         assert!(matches!(alice.event().await, DspsEvent::Dropped { .. }));
         // bob hears alice go (her close may show as 'waiting' first), then is
         // dropped with the stream, after his socket closed.
@@ -588,13 +440,13 @@ async fn streams_that_come_and_go_release_everything() {
             Some("drop"),
             "{statuses:?}"
         );
-        eof(&mut br).await;
+        expect_closed(&mut br).await;
         gone.push((a_seat, b_seat));
         if round == 9 {
-            rss_after_warmup = w._dsps.rss_kib();
+            rss_after_warmup = rig.dsps.rss_kib();
         }
     }
-    let rss_end = w._dsps.rss_kib();
+    let rss_end = rig.dsps.rss_kib();
     assert!(
         rss_end < rss_after_warmup + 2048,
         "memory grew from {rss_after_warmup} KiB to {rss_end} KiB over 30 streams"
@@ -602,24 +454,20 @@ async fn streams_that_come_and_go_release_everything() {
     // Every resource of every finished stream is forgotten.
     for (a_seat, b_seat) in gone.iter().step_by(7) {
         let r = alice
-            .dsps
-            .request("get", &a_seat.peer_jid, query::empty("stats"))
+            .request_error("get", &a_seat.peer_jid, query::empty("stats"))
             .await;
-        assert_eq!(dsps_code(r), Some(404));
+        assert_eq!(r.0, Some(DspsError::ItemNotFound));
         let r = bob
-            .dsps
-            .request("get", &b_seat.peer_jid, query::empty("who"))
+            .request_error("get", &b_seat.peer_jid, query::empty("who"))
             .await;
-        assert_eq!(dsps_code(r), Some(404));
+        assert_eq!(r.0, Some(DspsError::ItemNotFound));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
-    let w = world(&["alice", "dave", "carol"], "");
-    let mut alice = user(&w, "alice").await;
-    let mut dave = user(&w, "dave").await;
-    let mut carol = user(&w, "carol").await;
+    let rig = Rig::start(SECRET, &["alice", "dave", "carol"], "");
+    let [mut alice, mut dave, mut carol] = rig.peers(["alice", "dave", "carol"]).await;
     let a_seat = alice.create(&CreateRequest::default()).await;
     let invite_dave = admin(
         None,
@@ -627,21 +475,17 @@ async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
         vec![AdminAction::Invite(Role::Master, dave.jid.clone())],
     );
     alice.admin(&a_seat, &invite_dave).await;
-    let d_seat = dave.join().await;
+    let d_seat = dave.accept_next().await;
     alice
         .admin(&a_seat, &admin(Some(5000), None, vec![slave(&carol.jid)]))
         .await;
-    let first = within(carol.events.wait_for_invitation(EVENT))
-        .await
-        .unwrap();
+    let first = carol.invitation().await;
     assert_eq!(first.invitation.inviters, vec![alice.jid.clone()]);
     // A later block without `expire` gets the default, but carol's invitation keeps
     // its own deadline: what the re-sent acknowledge advertises is what is left of it.
     dave.admin(&d_seat, &invite_slaves([carol.jid.as_str()]))
         .await;
-    let second = within(carol.events.wait_for_invitation(EVENT))
-        .await
-        .unwrap();
+    let second = carol.invitation().await;
     assert_eq!(second.from, first.from, "one pending invitation for carol");
     assert_eq!(
         second.invitation.inviters,
@@ -652,7 +496,7 @@ async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
         "{}",
         second.invitation.expire
     );
-    within(carol.dsps.answer(&second, false)).await.unwrap();
+    carol.answer(&second, false).await;
     assert_eq!(
         alice.report().await,
         vec![("reject".into(), carol.jid.clone())]
@@ -661,27 +505,20 @@ async fn two_inviters_share_one_invitation_and_both_hear_the_rejection() {
         dave.report().await,
         vec![("reject".into(), carol.jid.clone())]
     );
-    let who = within(alice.dsps.who(&a_seat)).await.unwrap();
+    let who = alice.who(&a_seat).await;
     assert!(who.peers.iter().all(|p| p.jid != carol.jid));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejecting_a_public_stream_is_answered_and_ignored() {
-    let w = world(&["alice", "erin"], "");
-    let alice = user(&w, "alice").await;
-    let mut erin = user(&w, "erin").await;
+    let rig = Rig::start(SECRET, &["alice", "erin"], "");
+    let [alice, mut erin] = rig.peers(["alice", "erin"]).await;
     let create = CreateRequest {
         maxpublic: 2,
         ..CreateRequest::default()
     };
     let a_seat = alice.create(&create).await;
-    let listing = within(
-        erin.dsps
-            .xmpp()
-            .request("get", DOMAIN, query::empty("stats"), EVENT),
-    )
-    .await
-    .unwrap();
+    let listing = erin.ask("get", DOMAIN, query::empty("stats")).await;
     let public = listing_queries(&listing)[0].peers[0].clone();
     within(
         erin.dsps
@@ -690,7 +527,7 @@ async fn rejecting_a_public_stream_is_answered_and_ignored() {
     .await
     .expect("a rejection gets an empty result");
     erin.quiet_for(Duration::from_millis(300)).await;
-    let s = within(alice.dsps.stats(&a_seat)).await.unwrap();
+    let s = alice.stats(&a_seat).await;
     assert_eq!((s.public, s.slavecount), (0, 0), "nothing changed");
 }
 
@@ -701,29 +538,22 @@ async fn rejecting_a_public_stream_is_answered_and_ignored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_that_drops_itself_at_once_still_delivers_everything() {
     const LEN: usize = 8 * 1024 * 1024;
-    let w = world(&["alice", "bob"], "window = 1024");
-    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&w).await;
+    let rig = Rig::start(SECRET, &["alice", "bob"], "window = 1024");
+    let (mut alice, a_seat, mut bob, b_seat) = alice_and_bob(&rig).await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
     assert_eq!(bob.presence().await.0, "connect");
-    let (mut br, _bw) = within(bob.dsps.connect_with(&b_seat, None, Some(4096)))
-        .await
-        .expect("bob connects")
-        .into_split();
+    let (br, _bw) = bob.connect_buffered(&b_seat, 4096).await;
     assert_eq!(alice.presence().await.0, "connect");
     let payload: Vec<u8> = (0..LEN).map(|i| (i * 13 % 241) as u8).collect();
     let want = Sha256::digest(&payload).to_vec();
     within(aw.write_all(&payload)).await.unwrap();
     aw.shutdown().await.unwrap();
-    within(alice.dsps.leave(&a_seat)).await.unwrap();
+    alice.leave(&a_seat).await;
     // bob hears that alice left; his own drop waits for his data.
     assert_eq!(bob.presence().await, ("drop".into(), alice.jid.clone()));
     bob.quiet_for(Duration::from_millis(300)).await;
-    let (mut h, mut got) = (Sha256::new(), 0usize);
-    while let Some(b) = within(br.next_block()).await.expect("well-formed blocks") {
-        got += b.data.len();
-        h.update(&b.data);
-    }
-    assert_eq!(got, LEN, "every byte alice wrote reached bob");
-    assert_eq!(h.finalize().to_vec(), want);
+    let got = read_until_closed(br).await;
+    assert_eq!(got.bytes, LEN, "every byte alice wrote reached bob");
+    assert_eq!(got.sha256, want);
     assert!(matches!(bob.event().await, DspsEvent::Dropped { .. }));
 }
