@@ -7,12 +7,11 @@
 
 mod common;
 
-use common::blocks::Reader;
-use common::c2s::{login, within, STEP};
-use common::dsps::{Component, Dsps};
-use common::prosody::Prosody;
-use common::scenario::Peer;
-use dsps::client::session::{invite_slaves, ClientError, DspsClient, DspsEvents, Seat};
+use common::blocks::{expect_message, read_message, read_payload};
+use common::c2s::{within, STEP};
+use common::dsps::Component;
+use common::scenario::{dsps_error, Rig};
+use dsps::client::session::{invite_slaves, ClientError, DspsClient, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{CreateRequest, RelayTarget, Role};
 use rand::RngCore;
@@ -25,76 +24,35 @@ const SECRET_FAR: &str = "chain-far-secret";
 const SECRET_NEAR: &str = "chain-near-secret";
 const PAYLOAD_LEN: usize = 8 * 1024 * 1024;
 
-/// `user` logged in, talking to the DSPS at `domain`.
-async fn peer(prosody: &Prosody, user: &str, domain: &str) -> Peer {
-    let (xmpp, incoming) = login(prosody, user, "pw").await;
-    Peer {
-        jid: xmpp.jid().to_string(),
-        dsps: DspsClient::new(xmpp.clone(), domain),
-        events: DspsEvents::new(xmpp.clone(), incoming),
-        xmpp,
-    }
-}
-
-/// Reads `len` data bytes; returns their sha256 and the ids they carried.
-async fn digest_of(mut r: Reader, len: usize) -> (Vec<u8>, Vec<String>) {
-    let mut h = Sha256::new();
-    let (mut got, mut ids) = (0, Vec::<String>::new());
-    while got < len {
-        let b = r
-            .next_block()
-            .await
-            .expect("block")
-            .expect("the stream ended early");
-        if !ids.contains(&b.id) {
-            ids.push(b.id.clone());
-        }
-        got += b.data.len();
-        h.update(&b.data);
-    }
-    assert_eq!(got, len, "more arrived than was sent");
-    (h.finalize().to_vec(), ids)
-}
-
-fn start() -> (Prosody, Dsps, Dsps) {
-    let prosody = Prosody::start(
-        &[(FAR, SECRET_FAR), (NEAR, SECRET_NEAR)],
+/// One Prosody with the far DSPS and the near one, which may dial the far one's
+/// relay port (it advertises 127.0.0.1).
+fn start() -> Rig {
+    Rig::with(
+        &["master", "relayer", "s1", "s2", "s3"],
         &[
-            ("master", "pw"),
-            ("relayer", "pw"),
-            ("s1", "pw"),
-            ("s2", "pw"),
-            ("s3", "pw"),
+            Component::new(FAR, SECRET_FAR),
+            Component::new(NEAR, SECRET_NEAR).extra("allow_targets = [\"127.0.0.1\"]"),
         ],
-    );
-    let far = Dsps::start(&prosody, &Component::new(FAR, SECRET_FAR));
-    // The far DSPS advertises 127.0.0.1, which the near one may dial.
-    let near = Dsps::start(
-        &prosody,
-        &Component::new(NEAR, SECRET_NEAR).extra("allow_targets = [\"127.0.0.1\"]"),
-    );
-    (prosody, far, near)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
-    let (prosody, _far, near_dsps) = start();
-    let mut master = peer(&prosody, "master", FAR).await;
-    let mut relayer = peer(&prosody, "relayer", FAR).await;
-    let mut s1 = peer(&prosody, "s1", FAR).await;
-    let mut s2 = peer(&prosody, "s2", NEAR).await;
-    let mut s3 = peer(&prosody, "s3", NEAR).await;
+    let rig = start();
+    let mut master = rig.peer_on("master", FAR).await;
+    let mut relayer = rig.peer_on("relayer", FAR).await;
+    let mut s1 = rig.peer_on("s1", FAR).await;
+    let mut s2 = rig.peer_on("s2", NEAR).await;
+    let mut s3 = rig.peer_on("s3", NEAR).await;
 
     // The far stream: master, with s1 and the relayer invited as slaves.
-    let far_seat = within(master.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create on the far DSPS");
-    within(master.dsps.admin(
-        &far_seat,
-        &invite_slaves([relayer.jid.as_str(), s1.jid.as_str()]),
-    ))
-    .await
-    .expect("invite");
+    let far_seat = master.create(&CreateRequest::default()).await;
+    master
+        .admin(
+            &far_seat,
+            &invite_slaves([relayer.jid.as_str(), s1.jid.as_str()]),
+        )
+        .await;
     let (relayer_far, s1_seat) = tokio::join!(relayer.accept_next(), s1.accept_next());
     let (mut master_r, mut master_w) = master.connect(&far_seat).await;
     let (s1_r, _s1_w) = s1.connect(&s1_seat).await;
@@ -108,7 +66,7 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
     assert!(near_seat.peer_jid.starts_with(&format!("{NEAR}/")));
     // The far stream sees one relay, shown by the near DSPS's domain.
     master.wait_for_presence("connect", NEAR).await;
-    let who = within(master.dsps.who(&far_seat)).await.expect("who");
+    let who = master.who(&far_seat).await;
     let relay = who
         .peers
         .iter()
@@ -119,7 +77,7 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
         (NEAR, "connect")
     );
     let relay_id_far = relay.id.clone();
-    let stats = within(master.dsps.stats(&far_seat)).await.expect("stats");
+    let stats = master.stats(&far_seat).await;
     assert_eq!((stats.relaycount, stats.slavecount), (1, 1));
 
     // The near stream: the relayer (master) invites s2 and s3.
@@ -147,7 +105,7 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
     let mut payload = vec![0u8; PAYLOAD_LEN];
     rand::thread_rng().fill_bytes(&mut payload);
     let want = Sha256::digest(&payload).to_vec();
-    let receivers = [s1_r, s2_r, s3_r].map(|r| tokio::spawn(digest_of(r, PAYLOAD_LEN)));
+    let receivers = [s1_r, s2_r, s3_r].map(|r| tokio::spawn(read_payload(r, PAYLOAD_LEN)));
     tokio::time::timeout(STEP * 6, master_w.write_all(&payload))
         .await
         .expect("send within 60 s")
@@ -163,42 +121,36 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
     }
     let far_master_id = "0".to_string();
     assert_eq!(
-        results[0],
-        (want.clone(), vec![far_master_id]),
+        (&results[0].sha256, &results[0].ids),
+        (&want, &vec![far_master_id]),
         "s1 on the far DSPS"
     );
     for (who, r) in ["s2", "s3"].iter().zip(&results[1..]) {
-        assert_eq!(r.0, want, "{who}'s bytes differ");
+        assert_eq!(r.sha256, want, "{who}'s bytes differ");
         // Ids name the sender as the near stream knows it: the link.
-        assert_eq!(r.1, vec![link_id.clone()], "{who}'s blocks name the link");
+        assert_eq!(r.ids, vec![link_id.clone()], "{who}'s blocks name the link");
     }
 
     // The way back: a near slave's data goes to the near masters (the link), and
     // from the relay, with slave rights, to the far masters.
     let back = b"from s2 on the near DSPS to the master on the far one";
     s2_w.write_all(back).await.expect("s2 writes");
-    common::blocks::expect_message(&mut master_r, &relay_id_far, back, "the way back").await;
+    expect_message(&mut master_r, &relay_id_far, back, "the way back").await;
     assert!(
-        near_dsps.log().contains("relay link connected"),
+        rig.service(NEAR).log().contains("relay link connected"),
         "the near DSPS logged the link"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_creates_that_cannot_be_carried_out_get_clear_errors() {
-    let (prosody, _far, _near) = start();
-    let master = peer(&prosody, "master", FAR).await;
-    let mut relayer = peer(&prosody, "relayer", FAR).await;
-    let far_seat = within(master.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
-    within(
-        master
-            .dsps
-            .admin(&far_seat, &invite_slaves([relayer.jid.as_str()])),
-    )
-    .await
-    .expect("invite");
+    let rig = start();
+    let master = rig.peer_on("master", FAR).await;
+    let mut relayer = rig.peer_on("relayer", FAR).await;
+    let far_seat = master.create(&CreateRequest::default()).await;
+    master
+        .admin(&far_seat, &invite_slaves([relayer.jid.as_str()]))
+        .await;
     let relayer_far: Seat = relayer.accept_next().await;
     let near_client = DspsClient::new(relayer.xmpp.clone(), NEAR);
     let create = |jid: &str, host: Option<&str>, port: u16| CreateRequest {
@@ -209,21 +161,17 @@ async fn relay_creates_that_cannot_be_carried_out_get_clear_errors() {
         }],
         ..CreateRequest::default()
     };
-    let code = |r: Result<Seat, ClientError>| match r {
-        Err(ClientError::Dsps(code, text)) => (code, text),
-        other => panic!("expected a DSPS error, got {other:?}"),
-    };
     let port = relayer_far.info.port;
 
     // The far DSPS does not allow relays (no allow_targets): 405.
     let far_client = DspsClient::new(relayer.xmpp.clone(), FAR);
     let (c, text) =
-        code(within(far_client.create(&create(&relayer_far.peer_jid, None, port))).await);
+        dsps_error(within(far_client.create(&create(&relayer_far.peer_jid, None, port))).await);
     assert_eq!(c, Some(DspsError::NotAllowed), "{text}");
 
     // A destination outside allow_targets: 403, naming the rule.
     let (c, text) =
-        code(within(near_client.create(&create(&relayer_far.peer_jid, None, port))).await);
+        dsps_error(within(near_client.create(&create(&relayer_far.peer_jid, None, port))).await);
     assert_eq!(c, Some(DspsError::Forbidden), "{text}");
     assert!(text.contains("allow_targets"), "{text}");
 
@@ -232,7 +180,7 @@ async fn relay_creates_that_cannot_be_carried_out_get_clear_errors() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let (c, text) = code(
+    let (c, text) = dsps_error(
         within(near_client.create(&create(&relayer_far.peer_jid, Some("127.0.0.1"), closed))).await,
     );
     assert_eq!(c, Some(DspsError::RemoteServerTimeout), "{text}");
@@ -240,7 +188,7 @@ async fn relay_creates_that_cannot_be_carried_out_get_clear_errors() {
     // The far DSPS does not know the stream: it closes the hello, also 504.
     let unknown = format!("{FAR}/{}", "0".repeat(32));
     let (c, text) =
-        code(within(near_client.create(&create(&unknown, Some("127.0.0.1"), port))).await);
+        dsps_error(within(near_client.create(&create(&unknown, Some("127.0.0.1"), port))).await);
     assert_eq!(c, Some(DspsError::RemoteServerTimeout), "{text}");
     assert!(text.contains("closed"), "{text}");
 
@@ -314,20 +262,14 @@ impl Drop for Cutter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials() {
-    let (prosody, _far, _near) = start();
-    let mut master = peer(&prosody, "master", FAR).await;
-    let mut relayer = peer(&prosody, "relayer", FAR).await;
-    let mut s2 = peer(&prosody, "s2", NEAR).await;
-    let far_seat = within(master.dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
-    within(
-        master
-            .dsps
-            .admin(&far_seat, &invite_slaves([relayer.jid.as_str()])),
-    )
-    .await
-    .expect("invite");
+    let rig = start();
+    let mut master = rig.peer_on("master", FAR).await;
+    let mut relayer = rig.peer_on("relayer", FAR).await;
+    let mut s2 = rig.peer_on("s2", NEAR).await;
+    let far_seat = master.create(&CreateRequest::default()).await;
+    master
+        .admin(&far_seat, &invite_slaves([relayer.jid.as_str()]))
+        .await;
     let relayer_far = relayer.accept_next().await;
     let (_master_r, mut master_w) = master.connect(&far_seat).await;
     // The link goes through the cutter.
@@ -348,7 +290,7 @@ async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials()
 
     let first = vec![7u8; 256 * 1024];
     master_w.write_all(&first).await.unwrap();
-    let (_, got) = common::blocks::read_message(&mut s2_r, first.len()).await;
+    let (_, got) = read_message(&mut s2_r, first.len()).await;
     assert_eq!(
         Sha256::digest(&got),
         Sha256::digest(&first),
@@ -368,7 +310,7 @@ async fn a_broken_link_is_reconnected_by_the_relayer_with_the_same_credentials()
     let mut second = vec![0u8; 1024 * 1024];
     rand::thread_rng().fill_bytes(&mut second);
     master_w.write_all(&second).await.unwrap();
-    let (_, got) = common::blocks::read_message(&mut s2_r, second.len()).await;
+    let (_, got) = read_message(&mut s2_r, second.len()).await;
     assert_eq!(
         Sha256::digest(&got),
         Sha256::digest(&second),
