@@ -5,51 +5,48 @@ mod common;
 
 use std::time::Duration;
 
-use common::c2s::{login, within};
 use common::dsps::{Component, Dsps};
 use common::prosody::Prosody;
-use dsps::client::session::DspsClient;
+use common::scenario::{Rig, DOMAIN, PASSWORD};
 use dsps::proto::query::CreateRequest;
 
 const SECRET: &str = "link-test-secret";
-const DOMAIN: &str = "dsps.localhost";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn component_reconnects_after_the_server_restarts() {
-    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
-    let dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET));
-    assert_eq!(dsps.log().matches("component online").count(), 1);
+    let mut rig = Rig::start(SECRET, &["alice"], "");
+    assert_eq!(rig.dsps.log().matches("component online").count(), 1);
 
-    prosody.stop();
+    rig.prosody.stop();
     // While the server is down the link logs failed attempts with a retry delay.
-    dsps.wait_for_log_async("component login failed", Duration::from_secs(10))
+    rig.dsps
+        .wait_for_log_async("component login failed", Duration::from_secs(10))
         .await;
-    prosody.resume();
+    rig.prosody.resume();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while dsps.log().matches("component online").count() < 2 {
+    while rig.dsps.log().matches("component online").count() < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "component did not come back online:\n{}",
-            dsps.log()
+            rig.dsps.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        dsps.log().contains("attempt=2"),
+        rig.dsps.log().contains("attempt=2"),
         "attempts are numbered in the log"
     );
 
     // And it serves again.
-    let (x, _inc) = login(&prosody, "alice", "pw").await;
-    let seat = within(DspsClient::new(x, DOMAIN).create(&CreateRequest::default()))
-        .await
-        .expect("create after reconnect");
+    let alice = rig.peer("alice").await;
+    let seat = alice.create(&CreateRequest::default()).await;
     assert!(seat.peer_jid.starts_with("dsps.localhost/"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn component_waits_for_a_server_that_is_not_up_yet() {
-    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
+    // Not a Rig: a Rig waits for the component to come online.
+    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", PASSWORD)]);
     prosody.stop();
     let dsps = Dsps::spawn(&prosody.component_addr, &Component::new(DOMAIN, SECRET));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -68,11 +65,12 @@ async fn component_waits_for_a_server_that_is_not_up_yet() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_the_component_stream_cleanly_and_exits_zero() {
-    let prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", "pw")]);
-    let mut dsps = Dsps::start(&prosody, &Component::new(DOMAIN, SECRET));
-    let status = dsps
+    let mut rig = Rig::start(SECRET, &["alice"], "");
+    let status = rig
+        .dsps
         .terminate(Duration::from_secs(10))
         .expect("dsps exits within 10 s");
+    let (dsps, prosody) = (&rig.dsps, &rig.prosody);
     assert!(status.success(), "exit status {status:?}\n{}", dsps.log());
     assert!(dsps.log().contains("shutting down"));
     // The server answered our footer with its own: everything we sent was read.

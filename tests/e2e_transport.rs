@@ -16,16 +16,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::c2s::{login, within, STEP};
+use common::blocks::read_payload;
+use common::c2s::{within, STEP};
 use common::dsps::{Component, Dsps};
-use common::prosody::Prosody;
-use common::scenario::{create_and_invite, Peer, Rig, DOMAIN, PASSWORD};
-use dsps::client::session::{BlockReader, DspsClient};
+use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
+use dsps::client::session::DspsClient;
 use dsps::client::transport::{trust_pem, ConnectOptions, RelayConn, Via};
 use dsps::proto::query::{CreateRequest, Feature, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "transport-test-secret";
 /// What the master sends in each transfer.
@@ -80,33 +80,15 @@ async fn wait_for_count(d: &Dsps, needle: &str, n: usize) {
     );
 }
 
-/// Reads blocks until `len` data bytes arrived; returns their sha256, the sender
-/// ids seen and how long it took from the first block.
-async fn digest<R: AsyncRead + Unpin>(
-    mut r: BlockReader<R>,
-    len: usize,
-) -> (Vec<u8>, BTreeSet<String>, Duration) {
-    let mut h = Sha256::new();
-    let mut got = 0;
-    let mut ids = BTreeSet::new();
-    let mut started = None;
-    while got < len {
-        let b = r
-            .next_block()
-            .await
-            .expect("block")
-            .expect("stream ended early");
-        started.get_or_insert_with(Instant::now);
-        ids.insert(b.id.clone());
-        got += b.data.len();
-        h.update(&b.data);
+/// How to reach the relay: `via`, dialling `addr` instead of the advertised
+/// address if given, trusting `tls` if given.
+fn via(via: Via, addr: Option<&str>, tls: Option<&Arc<rustls::ClientConfig>>) -> ConnectOptions {
+    ConnectOptions {
+        via,
+        addr: addr.map(str::to_string),
+        tls: tls.cloned(),
+        ..ConnectOptions::default()
     }
-    assert_eq!(got, len, "received more than was sent");
-    (
-        h.finalize().to_vec(),
-        ids,
-        started.map_or(Duration::ZERO, |s| s.elapsed()),
-    )
 }
 
 /// Waits until alice has heard `connect` for every JID in `jids`.
@@ -141,7 +123,7 @@ async fn send_and_check(
             (
                 name,
                 tokio::spawn(async move {
-                    let out = digest(r, PAYLOAD_LEN).await;
+                    let out = read_payload(r, PAYLOAD_LEN).await;
                     drop(w);
                     out
                 }),
@@ -156,24 +138,17 @@ async fn send_and_check(
     .expect("send within the bound")
     .expect("send");
     for (name, task) in tasks {
-        let (sum, ids, took) = tokio::time::timeout(TRANSFER, task)
+        let got = tokio::time::timeout(TRANSFER, task)
             .await
             .unwrap_or_else(|_| panic!("{name} did not receive everything in time"))
             .expect("receiver task");
-        assert_eq!(sum, want, "{name}'s bytes differ from what alice sent");
-        assert_eq!(ids, BTreeSet::from(["0".to_string()]), "{name}: sender ids");
-        eprintln!("{name}: {PAYLOAD_LEN} bytes in {took:?}");
+        assert_eq!(
+            got.sha256, want,
+            "{name}'s bytes differ from what alice sent"
+        );
+        assert_eq!(got.ids, ["0"], "{name}: sender ids");
+        eprintln!("{name}: {PAYLOAD_LEN} bytes in {:?}", got.took());
     }
-}
-
-async fn connect_via(
-    p: &Peer,
-    seat: &dsps::client::session::Seat,
-    o: &ConnectOptions,
-) -> RelayConn {
-    within(p.dsps.connect_via(seat, o))
-        .await
-        .unwrap_or_else(|e| panic!("{} could not connect ({:?}): {e}", p.jid, o.via))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -186,10 +161,8 @@ async fn slaves_via_http_starttls_and_both_receive_the_masters_bytes() {
     );
     let http = http_addr(&rig.dsps).to_string();
     let tls = trust_pem(&cert).expect("the generated certificate is a root");
-    let mut alice = rig.peer("alice").await;
-    let mut bob = rig.peer("bob").await;
-    let mut carol = rig.peer("carol").await;
-    let mut dave = rig.peer("dave").await;
+    let [mut alice, mut bob, mut carol, mut dave] =
+        rig.peers(["alice", "bob", "carol", "dave"]).await;
     let (seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -201,38 +174,16 @@ async fn slaves_via_http_starttls_and_both_receive_the_masters_bytes() {
     )
     .await;
     let (_ar, aw) = alice.connect(&seat).await;
-    let b = connect_via(
-        &bob,
-        &seats[0],
-        &ConnectOptions {
-            via: Via::Http,
-            addr: Some(http.clone()),
-            ..ConnectOptions::default()
-        },
-    )
-    .await;
+    let b = bob
+        .connect_via(&seats[0], &via(Via::Http, Some(&http), None))
+        .await;
     // The relay port and name as advertised: 127.0.0.1, which the certificate names.
-    let c = connect_via(
-        &carol,
-        &seats[1],
-        &ConnectOptions {
-            via: Via::Tls,
-            tls: Some(tls.clone()),
-            ..ConnectOptions::default()
-        },
-    )
-    .await;
-    let d = connect_via(
-        &dave,
-        &seats[2],
-        &ConnectOptions {
-            via: Via::HttpTls,
-            addr: Some(http),
-            tls: Some(tls),
-            ..ConnectOptions::default()
-        },
-    )
-    .await;
+    let c = carol
+        .connect_via(&seats[1], &via(Via::Tls, None, Some(&tls)))
+        .await;
+    let d = dave
+        .connect_via(&seats[2], &via(Via::HttpTls, Some(&http), Some(&tls)))
+        .await;
     assert!(matches!(
         c.stream,
         dsps::client::transport::RelayStream::Tls(_)
@@ -264,33 +215,18 @@ async fn a_stream_runs_over_ipv6_loopback_plain_and_with_tls() {
         panic!("IPv6 loopback [::1] is not available on this machine ({e}); this test needs it");
     }
     let (_certs, cert, key) = cert_for(&["::1"]);
-    let accounts = [("alice", PASSWORD), ("bob", PASSWORD), ("carol", PASSWORD)];
-    let prosody = Prosody::start(&[(DOMAIN, SECRET)], &accounts);
     let extra = sections(Some("[::1]:0"), Some((&cert, &key)));
-    let dsps = Dsps::start(
-        &prosody,
-        &Component::new(DOMAIN, SECRET)
+    let rig = Rig::with(
+        &["alice", "bob", "carol"],
+        &[Component::new(DOMAIN, SECRET)
             .relay("[::1]:0", "::1")
-            .extra(&extra),
+            .extra(&extra)],
     );
-    assert!(relay_addr(&dsps).is_ipv6());
-    let http = http_addr(&dsps);
+    let dsps = &rig.dsps;
+    assert!(relay_addr(dsps).is_ipv6());
+    let http = http_addr(dsps);
     assert!(http.is_ipv6(), "{http}");
-    let peer = |user: &'static str| {
-        let prosody = &prosody;
-        async move {
-            let (xmpp, incoming) = login(prosody, user, PASSWORD).await;
-            Peer {
-                jid: xmpp.jid().to_string(),
-                dsps: DspsClient::new(xmpp.clone(), DOMAIN),
-                events: dsps::client::session::DspsEvents::new(xmpp.clone(), incoming),
-                xmpp,
-            }
-        }
-    };
-    let mut alice = peer("alice").await;
-    let mut bob = peer("bob").await;
-    let mut carol = peer("carol").await;
+    let [mut alice, mut bob, mut carol] = rig.peers(["alice", "bob", "carol"]).await;
     let (seat, seats) = create_and_invite(
         &alice,
         &CreateRequest::default(),
@@ -301,27 +237,13 @@ async fn a_stream_runs_over_ipv6_loopback_plain_and_with_tls() {
     // Alice dials the advertised "::1" as [::1]:port, the default method.
     let (_ar, aw) = alice.connect(&seat).await;
     let tls = trust_pem(&cert).expect("root");
-    let b = connect_via(
-        &bob,
-        &seats[0],
-        &ConnectOptions {
-            via: Via::Tls,
-            tls: Some(tls.clone()),
-            ..ConnectOptions::default()
-        },
-    )
-    .await;
-    let c = connect_via(
-        &carol,
-        &seats[1],
-        &ConnectOptions {
-            via: Via::HttpTls,
-            addr: Some(http.to_string()),
-            tls: Some(tls),
-            ..ConnectOptions::default()
-        },
-    )
-    .await;
+    let b = bob
+        .connect_via(&seats[0], &via(Via::Tls, None, Some(&tls)))
+        .await;
+    let http = http.to_string();
+    let c = carol
+        .connect_via(&seats[1], &via(Via::HttpTls, Some(&http), Some(&tls)))
+        .await;
     wait_connected(&mut alice, &[&bob.jid, &carol.jid]).await;
     send_and_check(aw, vec![("bob (tls, v6)", b), ("carol (http+tls, v6)", c)]).await;
     let log = dsps.log();
@@ -360,17 +282,14 @@ async fn create_results_and_stats_advertise_exactly_the_enabled_features() {
             vec![http, ssl],
         ),
     ];
-    let components: Vec<(&str, &str)> = cases.iter().map(|(d, _, _)| (*d, SECRET)).collect();
-    let prosody = Prosody::start(&components, &[("alice", PASSWORD)]);
-    let services: Vec<Dsps> = cases
+    let components: Vec<Component> = cases
         .iter()
-        .map(|(domain, extra, _)| {
-            Dsps::start(&prosody, &Component::new(domain, SECRET).extra(extra))
-        })
+        .map(|(domain, extra, _)| Component::new(domain, SECRET).extra(extra))
         .collect();
-    let (xmpp, _incoming) = login(&prosody, "alice", PASSWORD).await;
-    for ((domain, _, want), _service) in cases.iter().zip(&services) {
-        let client = DspsClient::new(xmpp.clone(), domain);
+    let rig = Rig::with(&["alice"], &components);
+    let alice = rig.peer("alice").await;
+    for (domain, _, want) in &cases {
+        let client = DspsClient::new(alice.xmpp.clone(), domain);
         let seat = within(client.create(&CreateRequest::default()))
             .await
             .unwrap_or_else(|e| panic!("create on {domain}: {e}"));
