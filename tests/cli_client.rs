@@ -300,8 +300,8 @@ fn http_listener(rig: &Rig) -> String {
 }
 
 /// Alice sends one file to bob, who connects to the relay through the HTTP
-/// listener and STARTTLS, and carol, through STARTTLS on the relay port, both
-/// trusting the relay's self-signed certificate (`dsps gen-cert`).
+/// listener and STARTTLS, and carol, through STARTTLS on the relay port; alice
+/// uses STARTTLS too. All trust the relay's self-signed certificate (`dsps gen-cert`).
 #[test]
 fn send_reaches_two_receivers() {
     let work = tempfile::tempdir().expect("temp dir");
@@ -345,10 +345,16 @@ fn send_reaches_two_receivers() {
     }
     let to_bob = jid("bob", "recv");
     let to_carol = jid("carol", "recv");
+    // The sender's relay connection is TLS too (a master that leaves must see a
+    // clean TLS end, not a truncation).
     let mut send = Client::run(
         &rig,
         &jid("alice", "send"),
         &[
+            "--via",
+            "tls",
+            "--relay-ca",
+            &ca,
             "send",
             input.to_str().expect("utf-8 path"),
             "--to",
@@ -380,11 +386,11 @@ fn send_reaches_two_receivers() {
         assert_eq!(dir_entries(&out), vec![file], "only the file is left");
         assert!(got.stdout_text().contains(" OK: "), "{}", got.stdout_text());
     }
-    // Both receivers' relay connections ran inside TLS (alice's did not).
+    // All three relay connections ran inside TLS.
     assert_eq!(
         rig.dsps.log().matches("tls=true").count(),
-        2,
-        "two TLS attachments:\n{}",
+        3,
+        "three TLS attachments:\n{}",
         rig.dsps.log()
     );
 }
@@ -708,4 +714,95 @@ fn publish_to_invited_joiners() {
             joiner.name
         );
     }
+}
+
+/// Ctrl-C in the middle of a `recv` removes the partial file and says so in one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_recv_leaves_no_partial_file() {
+    let rig = rig();
+    let out = tempfile::tempdir().expect("temp dir");
+    let out_arg = out.path().to_str().expect("utf-8 path").to_string();
+    let receiver = jid("erin", "recv");
+    let mut recv = Client::run(
+        &rig,
+        &receiver,
+        &["--quiet", "recv", "--out", &out_arg],
+        "recv",
+    );
+
+    // A library sender that sends half the announced file, then waits.
+    let (alice, mut events) = library_login(&rig, "alice", "lib2").await;
+    wait_online(&alice, &receiver).await;
+    let data = random_payload();
+    let meta = FileMeta {
+        name: "half.bin".into(),
+        size: data.len() as u64,
+        sha256: sha256(&data),
+    };
+    let dsps = DspsClient::new(alice.clone(), DOMAIN);
+    let seat = within(dsps.create(&CreateRequest::default()))
+        .await
+        .expect("create");
+    let invite = AdminRequest {
+        comments: vec![meta.to_comment()],
+        ..invite_slaves([receiver.as_str()])
+    };
+    within(dsps.admin(&seat, &invite)).await.expect("invite");
+    let (_reader, mut writer) = within(dsps.connect(&seat, None))
+        .await
+        .expect("relay")
+        .into_split();
+    within(
+        events.wait_for(
+            Duration::from_secs(10),
+            "the receiver connecting",
+            |e| match e {
+                DspsEvent::Presence { ref push, .. }
+                    if push
+                        .peers
+                        .iter()
+                        .any(|(s, j)| s == "connect" && *j == receiver) =>
+                {
+                    std::ops::ControlFlow::Break(())
+                }
+                other => std::ops::ControlFlow::Continue(other),
+            },
+        ),
+    )
+    .await
+    .expect("erin connects");
+    within(writer.write_all(&data[..data.len() / 2]))
+        .await
+        .expect("send half");
+    // Wait (bounded) until the partial file holds what was sent.
+    let deadline = Instant::now() + READY;
+    loop {
+        let part: u64 = dir_entries(out.path())
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        // (The receiver writes through a buffer, so not quite all of it may show.)
+        if part >= (data.len() / 4) as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the partial file never grew ({part} bytes)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &recv.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let outcome = tokio::task::block_in_place(|| recv.finish());
+    let line = outcome.assert_failure(130, "interrupted recv");
+    assert!(line.contains("interrupted"), "{line}");
+    assert_eq!(
+        dir_entries(out.path()),
+        Vec::<PathBuf>::new(),
+        "the partial file is removed"
+    );
 }

@@ -54,7 +54,11 @@ impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::Xmpp(e) => write!(f, "XMPP: {e}"),
+            ClientError::Dsps(Some(e), text) if text.is_empty() => write!(f, "DSPS error {e}"),
             ClientError::Dsps(Some(e), text) => write!(f, "DSPS error {e}: {text}"),
+            ClientError::Dsps(None, text) if text.is_empty() => {
+                f.write_str("an error with no code or text (is this a DSPS?)")
+            }
             ClientError::Dsps(None, text) => write!(f, "DSPS error: {text}"),
             ClientError::Protocol(why) => write!(f, "unexpected answer: {why}"),
             ClientError::Io(e) => write!(f, "relay connection: {e}"),

@@ -23,6 +23,39 @@ fn with_roots(roots: RootCertStore) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// One line for a TLS failure, in words: an untrusted certificate says why (and
+/// what to do about a private CA); other errors as rustls puts them.
+pub fn explain(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(why) => {
+            let reason = match why {
+                C::UnknownIssuer => "no trusted CA signed it".to_string(),
+                C::BadSignature | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                    "its signature does not check out against the trusted CAs".to_string()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it is for another name".to_string()
+                }
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+                C::Revoked => "it has been revoked".to_string(),
+                other => format!("{other:?}"),
+            };
+            format!(
+                "the server's certificate is not trusted ({reason}); \
+                 for a private CA or a self-signed server, trust its certificate with --ca FILE"
+            )
+        }
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+/// The rustls error inside an I/O error from a TLS stream, if that is what it is.
+pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
 /// Trusts the operating system's certificate store (as `rustls-native-certs` finds
 /// it, `SSL_CERT_FILE`/`SSL_CERT_DIR` included). `Err` names why none could be
 /// loaded.

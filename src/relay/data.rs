@@ -98,9 +98,10 @@ where
     tokio::pin!(reader);
     let mut finish = false;
     let mut reading = true;
+    let mut wr = wr;
     let end = {
         let writer = write_blocks(
-            wr,
+            &mut wr,
             outbound,
             queue,
             control,
@@ -113,12 +114,21 @@ where
         loop {
             tokio::select! {
                 r = &mut reader, if reading => match r {
-                    ReadEnd::Ended(why) => return why,
+                    ReadEnd::Ended(why) => break Err(why),
                     // Stopped, not ended: what is queued for this peer still goes out.
                     ReadEnd::Stopped => reading = false,
                 },
-                w = &mut writer => break w,
+                w = &mut writer => break Ok(w),
             }
+        }
+    };
+    let end = match end {
+        Ok(end) => end,
+        // The peer closed its side (or the read failed): close ours politely, so a
+        // TLS peer sees close_notify rather than a truncation.
+        Err(why) => {
+            end_writes(&mut wr).await;
+            return why;
         }
     };
     if !finish || !reading {
@@ -407,7 +417,7 @@ fn command(c: Option<Control>) -> Option<Command> {
 /// without their headers (our own relay link to another DSPS).
 #[allow(clippy::too_many_arguments)]
 async fn write_blocks<W: AsyncWrite + Unpin>(
-    mut wr: W,
+    wr: &mut W,
     raw: bool,
     mut queue: mpsc::Receiver<Bytes>,
     control: &mut mpsc::Receiver<Control>,
@@ -426,9 +436,9 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         let block = tokio::select! {
             biased;
             c = control.recv() => match command(c) {
-                Some(Command::Close(why)) => return format!("closed: {why}"),
+                Some(Command::Close(why)) => { end_writes(wr).await; return format!("closed: {why}"); }
                 Some(Command::Drain) => { draining = true; stop_reading.send_replace(true); continue; }
-                Some(Command::Finish) => { *finish = true; return "finishing".into(); }
+                Some(Command::Finish) => { end_writes(wr).await; *finish = true; return "finishing".into(); }
                 None => continue,
             },
             b = queue.recv() => match b {
@@ -448,12 +458,12 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
             tokio::select! {
                 biased;
                 c = control.recv(), if !draining => match command(c) {
-                    Some(Command::Close(why)) => return format!("closed: {why}"),
+                    Some(Command::Close(why)) => { end_writes(wr).await; return format!("closed: {why}"); }
                     Some(Command::Drain) => { draining = true; stop_reading.send_replace(true); }
-                    Some(Command::Finish) => { *finish = true; return "finishing".into(); }
+                    Some(Command::Finish) => { end_writes(wr).await; *finish = true; return "finishing".into(); }
                     None => {}
                 },
-                r = meter.held_up(started, write_or_flush(&mut wr, &block[off..])) => match r {
+                r = meter.held_up(started, write_or_flush(wr, &block[off..])) => match r {
                     Ok(Written::Bytes(0)) => return "peer stopped accepting data".into(),
                     Ok(Written::Bytes(k)) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
                     Ok(Written::Flushed) => flushed = true,
@@ -493,6 +503,17 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         // The service's drain deadline passed: what is left is cut.
         why = cut(control) => format!("drain cut: {why}"),
     }
+}
+
+/// How long a connection we stop writing to may take to take our close (a TLS
+/// close_notify, then FIN): a peer that does not read must not hold us up.
+pub const END_WRITES_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Ends our sending side politely: TLS sends close_notify, so a TLS client sees a
+/// clean end rather than a truncation; TCP sends FIN. Bounded by
+/// [`END_WRITES_TIMEOUT`]; errors do not matter here.
+async fn end_writes<W: AsyncWrite + Unpin>(wr: &mut W) {
+    let _ = tokio::time::timeout(END_WRITES_TIMEOUT, wr.shutdown()).await;
 }
 
 /// What one step of writing a block did.

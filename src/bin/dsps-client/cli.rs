@@ -118,6 +118,21 @@ pub enum Command {
     Who(WhoArgs),
 }
 
+impl Command {
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Send(_) => "send",
+            Command::Recv(_) => "recv",
+            Command::Publish(_) => "publish",
+            Command::Join(_) => "join",
+            Command::Streams(_) => "streams",
+            Command::Stats(_) => "stats",
+            Command::Who(_) => "who",
+        }
+    }
+}
+
 const WHO_LONG: &str = "\
 Show the peers of a stream seat this account owns: their JIDs, roles, ids, statuses
 and throughput.

@@ -31,6 +31,10 @@ pub enum Exit {
     DataCheck = 7,
     /// 8: a bounded wait ran out.
     TimedOut = 8,
+    /// 130: interrupted by SIGINT (Ctrl-C); a partial file is removed.
+    Interrupted = 130,
+    /// 143: stopped by SIGTERM; a partial file is removed.
+    Terminated = 143,
 }
 
 /// A failed step: one line for the user and the exit code.
@@ -66,6 +70,12 @@ impl Failure {
 
     /// A failure to reach the relay port: any I/O error there means unreachable.
     pub fn relay_connect(what: impl Into<String>, e: ClientError) -> Failure {
+        // TLS with the relay (--via tls) fails like TLS with the server does.
+        if let ClientError::Io(io) = &e {
+            if let Some(tls) = dsps::client::tls::rustls_error(io) {
+                return Failure::new(Exit::Untrusted, what, dsps::client::tls::explain(tls));
+            }
+        }
         let exit = match e {
             ClientError::Io(_) => Exit::Unreachable,
             ref other => other.exit(),

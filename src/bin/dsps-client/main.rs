@@ -56,6 +56,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes on SIGINT or SIGTERM with the exit code for it.
+async fn stopped() -> Exit {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return Exit::Interrupted;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Exit::Interrupted,
+        _ = term.recv() => Exit::Terminated,
+    }
+}
+
 /// Checks what needs no network, resolves the login, then runs the subcommand.
 fn run(cli: &Cli) -> Result<()> {
     match &cli.command {
@@ -70,10 +85,17 @@ fn run(cli: &Cli) -> Result<()> {
         .build()
         .map_err(|e| Failure::new(Exit::Other, "starting the async runtime", e.to_string()))?;
     let outcome = runtime.block_on(async {
-        let mut s = Session::open(&cli.global, &login).await?;
-        let outcome = dispatch(&mut s, &cli.command).await;
-        s.close().await;
-        outcome
+        let work = async {
+            let mut s = Session::open(&cli.global, &login).await?;
+            let outcome = dispatch(&mut s, &cli.command).await;
+            s.close().await;
+            outcome
+        };
+        // A signal drops the work, and with it any partial file (its guard removes it).
+        tokio::select! {
+            outcome = work => outcome,
+            exit = stopped() => Err(Failure::new(exit, cli.command.name(), "interrupted")),
+        }
     });
     // Reading standard input runs on a blocking thread that cannot be cancelled; do
     // not wait for it (it would wait for the user's next line).

@@ -35,7 +35,7 @@ const MAX_NAME_TRIES: u32 = 10_000;
 /// Checks the arguments that need no connection.
 pub fn check(args: &RecvArgs) -> Result<()> {
     match std::fs::metadata(&args.out) {
-        Ok(m) if m.is_dir() => Ok(()),
+        Ok(m) if m.is_dir() => writable(&args.out),
         Ok(_) => fail(
             Exit::Usage,
             format!("--out {}", args.out.display()),
@@ -45,6 +45,26 @@ pub fn check(args: &RecvArgs) -> Result<()> {
             Exit::Usage,
             format!("--out {}", args.out.display()),
             e.to_string(),
+        ),
+    }
+}
+
+/// Fails now, not after accepting someone's file, if `dir` does not take new files.
+fn writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".dsps-client-{:08x}.probe", rand::random::<u32>()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => fail(
+            Exit::Usage,
+            format!("--out {}", dir.display()),
+            format!("cannot create files there: {e}"),
         ),
     }
 }

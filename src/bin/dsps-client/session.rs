@@ -83,6 +83,9 @@ impl Session {
     pub async fn connect_relay(&self, seat: &Seat) -> Result<RelayConn> {
         let target = match &self.relay.addr {
             Some(a) => a.clone(),
+            None if self.relay.via.http() => {
+                transport::host_port(&seat.info.host, transport::DEFAULT_HTTP_PORT)
+            }
             None => transport::host_port(&seat.info.host, seat.info.port),
         };
         self.dsps

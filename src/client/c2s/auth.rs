@@ -54,6 +54,11 @@ pub(super) fn choose_mechanism(
                 .into(),
         ));
     }
+    if offered.is_empty() && !tls {
+        return Err(C2sError::Auth(
+            "the server offers no way to log in on an unencrypted stream (it requires TLS)".into(),
+        ));
+    }
     Err(C2sError::Auth(format!(
         "no supported SASL mechanism offered (server offers {offered:?})"
     )))

@@ -164,14 +164,8 @@ async fn starttls(
 
 /// One line for a failed TLS handshake, naming an untrusted certificate as such.
 fn tls_failure(e: &std::io::Error) -> String {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(why)) => {
-            format!("the server's certificate is not trusted: {why:?}")
-        }
-        Some(other) => format!("TLS handshake failed: {other}"),
+    match crate::client::tls::rustls_error(e) {
+        Some(inner) => crate::client::tls::explain(inner),
         None => format!("TLS handshake failed: {e}"),
     }
 }
