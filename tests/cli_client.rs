@@ -512,6 +512,23 @@ fn login_failures_are_one_line_with_their_codes() {
         .assert_failure(2, "no password");
     assert!(line.contains("DSPS_PASSWORD"), "{line}");
 
+    // An empty DSPS_PASSWORD, or a password file that is not there: usage errors too.
+    let mut cmd = client_command(&rig, &jid("alice", "x"), &["streams"]);
+    cmd.env("DSPS_PASSWORD", "");
+    let line = Client::spawn(cmd, "empty password")
+        .finish()
+        .assert_failure(2, "empty DSPS_PASSWORD");
+    assert!(line.contains("empty"), "{line}");
+    let mut cmd = client_command(
+        &rig,
+        &jid("alice", "x"),
+        &["--password-file", "/nonexistent/pw", "streams"],
+    );
+    cmd.env_remove("DSPS_PASSWORD");
+    Client::spawn(cmd, "missing password file")
+        .finish()
+        .assert_failure(2, "missing password file");
+
     // `who` on a seat that is not ours: the DSPS's 404 as a clear line.
     let seat = format!("{DOMAIN}/nosuchseat");
     let line = Client::run(&rig, &jid("alice", "x"), &["who", &seat], "who")
@@ -667,6 +684,7 @@ async fn streams_and_stats_show_a_public_stream_as_json() {
     assert_eq!(stats["public"], 0, "{stats}");
     assert_eq!(stats["protocol"], "0.5", "{stats}");
     assert_eq!(stats["comments"][0], "cli listing", "{stats}");
+    assert_eq!(stats["jid"], public.as_str(), "{stats}");
 }
 
 /// `publish --to` invites two readers who `join` by invitation (one only from the

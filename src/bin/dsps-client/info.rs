@@ -155,7 +155,8 @@ pub async fn stats(s: &Session, args: &StatsArgs) -> Result<()> {
         }
         Err(e) => return Err(e).context(what),
     };
-    let view = StreamView::new(None, &stats);
+    // The JID asked about, as `streams --json` names each stream.
+    let view = StreamView::new(Some(args.stream.as_str()), &stats);
     if args.json {
         return print_json(&view);
     }

@@ -109,6 +109,9 @@ pub fn password(g: &Global, account: &Account) -> Result<String> {
         return password_from_file(path);
     }
     if let Ok(pw) = std::env::var("DSPS_PASSWORD") {
+        if pw.is_empty() {
+            return fail(Exit::Usage, "DSPS_PASSWORD", "is set but empty");
+        }
         return Ok(pw);
     }
     if std::io::stdin().is_terminal() {
@@ -127,7 +130,7 @@ pub fn password(g: &Global, account: &Account) -> Result<String> {
 fn password_from_file(path: &Path) -> Result<String> {
     let what = || format!("reading the password from {}", path.display());
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::new(Exit::Other, what(), e.to_string()))?;
+        .map_err(|e| Failure::new(Exit::Usage, what(), e.to_string()))?;
     let line = text.lines().next().unwrap_or_default();
     if line.is_empty() {
         return fail(Exit::Usage, what(), "the first line is empty");

@@ -41,6 +41,8 @@ pub fn full_jids(to: &[String]) -> Result<()> {
 /// Runs `send`; returns the summary line.
 pub async fn run(s: &mut Session, args: &SendArgs) -> Result<String> {
     let shown = args.file.display().to_string();
+    // Hashing a large file takes a while; say so rather than sit silent.
+    s.out.info(&format!("hashing {shown}"));
     let meta = FileMeta::of_file(&args.file)
         .await
         .context(format!("reading {shown}"))?;
