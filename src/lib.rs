@@ -36,6 +36,7 @@
 //! - [`client`]: the client library (XMPP c2s client, DSPS session helpers, the
 //!   connection methods in `transport`, requests by stream JID, file metadata),
 //!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
+//! - [`maybe_tls`]: a TCP connection that may have been upgraded to TLS.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 #![forbid(unsafe_code)]
 
@@ -43,6 +44,7 @@ pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod maybe_tls;
 pub mod proto;
 pub mod relay;
 pub mod service;

@@ -18,14 +18,12 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::session::{
@@ -113,14 +111,9 @@ fn host_of(target: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// A relay connection, plain or TLS, after the handshake.
-#[derive(Debug)]
-pub enum RelayStream {
-    /// The default or HTTP method.
-    Plain(TcpStream),
-    /// After `starttls`.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+/// A relay connection, plain (the default or HTTP method) or TLS (after
+/// `starttls`), after the handshake.
+pub type RelayStream = crate::maybe_tls::MaybeTls<tokio_rustls::client::TlsStream<TcpStream>>;
 
 /// A relay connection after a successful handshake, by any method.
 #[derive(Debug)]
@@ -296,46 +289,6 @@ impl DspsClient {
         let mut stream = RelayStream::Tls(Box::new(tls));
         let buffered = handshake(self, seat, &mut stream, buf).await?;
         Ok(RelayConn { stream, buffered })
-    }
-}
-
-impl AsyncRead for RelayStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayStream::Plain(s) => Pin::new(s).poll_read(cx, out),
-            RelayStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, out),
-        }
-    }
-}
-
-impl AsyncWrite for RelayStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            RelayStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            RelayStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            RelayStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            RelayStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
 

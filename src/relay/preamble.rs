@@ -50,14 +50,9 @@ impl std::fmt::Display for Entry {
     }
 }
 
-/// A relay connection after its preamble: what the handshake and data run on.
-#[derive(Debug)]
-pub enum RelayIo {
-    /// No TLS.
-    Plain(TcpStream),
-    /// After `starttls`.
-    Tls(Box<tokio_rustls::server::TlsStream<Rewind<TcpStream>>>),
-}
+/// A relay connection after its preamble: what the handshake and data run on
+/// (plain, or TLS after `starttls`).
+pub type RelayIo = crate::maybe_tls::MaybeTls<tokio_rustls::server::TlsStream<Rewind<TcpStream>>>;
 
 /// Runs the preamble of a connection that came in on `entry`. Returns the
 /// connection and, unless TLS started (the hello then comes inside it), the first
@@ -192,46 +187,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-impl AsyncRead for RelayIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayIo::Plain(s) => Pin::new(s).poll_read(cx, out),
-            RelayIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, out),
-        }
-    }
-}
-
-impl AsyncWrite for RelayIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            RelayIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            RelayIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            RelayIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            RelayIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            RelayIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
 
