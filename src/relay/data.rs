@@ -222,32 +222,13 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             leftover.advance(k);
             k
         } else {
-            activity.waiting.store(true, Ordering::Relaxed);
-            // `read_buf` is cancel safe: a stop that wins the race has read nothing,
-            // so no byte is taken from the socket and then lost.
             let mut room = (&mut arena).limit(settings.block_size);
-            // Waiting for the peer to send is idle time: what was read so far is
-            // published for `who` first.
-            let r = meter
-                .idle_until(async {
-                    tokio::select! {
-                        biased;
-                        _ = stop.wait() => None,
-                        r = rd.read_buf(&mut room) => Some(r),
-                    }
-                })
-                .await;
             // Returning drops our view: its queue handles are what a draining
             // writer waits to see released.
-            let Some(r) = r else {
-                return ReadEnd::Stopped;
-            };
-            activity.waiting.store(false, Ordering::Relaxed);
-            activity.reads.fetch_add(1, Ordering::Relaxed);
-            match r {
+            match read_some(&mut rd, &mut room, &mut meter, activity, &mut stop).await {
                 Ok(0) => return ReadEnd::Ended("peer closed its side".into()),
                 Ok(n) => n,
-                Err(e) => return ReadEnd::Ended(format!("read failed: {e}")),
+                Err(end) => return end,
             }
         };
         let gap: &mut [u8; MAX_HEADER_LEN] = (&mut arena[..MAX_HEADER_LEN])
@@ -354,28 +335,42 @@ async fn read_relayed<R: AsyncRead + Unpin>(
             }
         }
         inbuf.reserve(MAX_HEADER_LEN + settings.block_size);
-        activity.waiting.store(true, Ordering::Relaxed);
-        // Idle time: what was relayed so far is published for `who` first.
-        let r = meter
-            .idle_until(async {
-                tokio::select! {
-                    biased;
-                    _ = stop.wait() => None,
-                    r = rd.read_buf(&mut inbuf) => Some(r),
-                }
-            })
-            .await;
-        let Some(r) = r else {
-            return ReadEnd::Stopped;
-        };
-        activity.waiting.store(false, Ordering::Relaxed);
-        activity.reads.fetch_add(1, Ordering::Relaxed);
-        match r {
+        match read_some(&mut rd, &mut inbuf, &mut meter, activity, &mut stop).await {
             Ok(0) => return ReadEnd::Ended("the far DSPS closed the link".into()),
             Ok(_) => {}
-            Err(e) => return ReadEnd::Ended(format!("read failed: {e}")),
+            Err(end) => return end,
         }
     }
+}
+
+/// One read from the peer into `buf`, unless a stop comes first (`Err(Stopped)`); a
+/// failed read is `Err(Ended)`, end of file `Ok(0)`. Waiting for the peer is idle
+/// time, so what was read so far is published for `who` first.
+async fn read_some<R: AsyncRead + Unpin, B: BufMut>(
+    rd: &mut R,
+    buf: &mut B,
+    meter: &mut TrafficRecorder,
+    activity: &ReadActivity,
+    stop: &mut Stop,
+) -> Result<usize, ReadEnd> {
+    activity.waiting.store(true, Ordering::Relaxed);
+    // `read_buf` is cancel safe: a stop that wins the race has read nothing, so no
+    // byte is taken from the socket and then lost.
+    let r = meter
+        .idle_until(async {
+            tokio::select! {
+                biased;
+                _ = stop.wait() => None,
+                r = rd.read_buf(buf) => Some(r),
+            }
+        })
+        .await;
+    let Some(r) = r else {
+        return Err(ReadEnd::Stopped);
+    };
+    activity.waiting.store(false, Ordering::Relaxed);
+    activity.reads.fetch_add(1, Ordering::Relaxed);
+    r.map_err(|e| ReadEnd::Ended(format!("read failed: {e}")))
 }
 
 /// What a raw writer sends of one of our blocks: its data, without the header.
