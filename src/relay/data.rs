@@ -231,14 +231,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
                 Err(end) => return end,
             }
         };
-        let gap: &mut [u8; MAX_HEADER_LEN] = (&mut arena[..MAX_HEADER_LEN])
-            .try_into()
-            .expect("the arena starts with exactly MAX_HEADER_LEN reserved bytes");
-        let h = write_header(peer_id, n, gap)
-            .expect("peer ids are short decimal strings, within MAX_ID_LEN");
-        let mut block = arena.split_to(MAX_HEADER_LEN + n);
-        block.advance(MAX_HEADER_LEN - h);
-        let block = block.freeze();
+        let block = frame_in_place(arena.split_to(MAX_HEADER_LEN + n), peer_id);
         // Waiting for the peer to send is idle time, not transfer time.
         let read_at = Instant::now();
         meter.record(n, read_at, false);
@@ -253,6 +246,20 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         )
         .await;
     }
+}
+
+/// Frames `buf` (`MAX_HEADER_LEN` reserved bytes, then the data) as one block from
+/// `peer_id`: the header is written backwards into the gap and the unused front
+/// dropped, so the data is never copied.
+fn frame_in_place(mut buf: BytesMut, peer_id: &str) -> Bytes {
+    let n = buf.len() - MAX_HEADER_LEN;
+    let gap: &mut [u8; MAX_HEADER_LEN] = (&mut buf[..MAX_HEADER_LEN])
+        .try_into()
+        .expect("the block starts with exactly MAX_HEADER_LEN reserved bytes");
+    let h = write_header(peer_id, n, gap)
+        .expect("peer ids are short decimal strings, within MAX_ID_LEN");
+    buf.advance(MAX_HEADER_LEN - h);
+    buf.freeze()
 }
 
 /// Hands `block` to every member of the stream that `role`'s data goes to,
@@ -314,18 +321,13 @@ async fn read_relayed<R: AsyncRead + Unpin>(
                 let mut framed = BytesMut::with_capacity(MAX_HEADER_LEN + chunk.len());
                 framed.put_bytes(0, MAX_HEADER_LEN);
                 framed.extend_from_slice(chunk);
-                let gap: &mut [u8; MAX_HEADER_LEN] = (&mut framed[..MAX_HEADER_LEN])
-                    .try_into()
-                    .expect("the block starts with exactly MAX_HEADER_LEN reserved bytes");
-                let h = write_header(peer_id, chunk.len(), gap)
-                    .expect("peer ids are short decimal strings, within MAX_ID_LEN");
-                framed.advance(MAX_HEADER_LEN - h);
+                let framed = frame_in_place(framed, peer_id);
                 let read_at = Instant::now();
                 meter.record(chunk.len(), read_at, false);
                 fan_out(
                     conn,
                     role,
-                    framed.freeze(),
+                    framed,
                     &mut members,
                     &mut view,
                     &mut meter,
