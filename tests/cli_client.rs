@@ -270,6 +270,58 @@ async fn library_login(rig: &Rig, user: &str, resource: &str) -> (XmppClient, Ds
     (xmpp, events)
 }
 
+/// A library sender (alice, resource `resource`) that offered `meta` to `receiver`
+/// and holds its relay connection once the receiver has connected.
+struct Offer {
+    dsps: DspsClient,
+    seat: dsps::client::session::Seat,
+    reader: dsps::client::session::BlockReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+async fn offer_file(rig: &Rig, resource: &str, receiver: &str, meta: &FileMeta) -> Offer {
+    let (alice, mut events) = library_login(rig, "alice", resource).await;
+    wait_online(&alice, receiver).await;
+    let dsps = DspsClient::new(alice.clone(), DOMAIN);
+    let seat = within(dsps.create(&CreateRequest::default()))
+        .await
+        .expect("create");
+    let invite = AdminRequest {
+        comments: vec![meta.to_comment()],
+        ..invite_slaves([receiver])
+    };
+    within(dsps.admin(&seat, &invite)).await.expect("invite");
+    let (reader, writer) = within(dsps.connect(&seat, None))
+        .await
+        .expect("relay")
+        .into_split();
+    within(
+        events.wait_for(
+            Duration::from_secs(10),
+            "the receiver connecting",
+            |e| match e {
+                DspsEvent::Presence { ref push, .. }
+                    if push
+                        .peers
+                        .iter()
+                        .any(|(s, j)| s == "connect" && j == receiver) =>
+                {
+                    std::ops::ControlFlow::Break(())
+                }
+                other => std::ops::ControlFlow::Continue(other),
+            },
+        ),
+    )
+    .await
+    .expect("the receiver connects");
+    Offer {
+        dsps,
+        seat,
+        reader,
+        writer,
+    }
+}
+
 /// Pings `target` until it answers with a result (a `dsps-client` answers pings once
 /// it is logged in), bounded by [`READY`].
 async fn wait_online(xmpp: &XmppClient, target: &str) {
@@ -584,46 +636,14 @@ async fn a_digest_mismatch_fails_recv_with_7_and_leaves_no_file() {
     );
 
     // A library sender whose metadata names the wrong digest.
-    let (alice, mut events) = library_login(&rig, "alice", "lib").await;
-    wait_online(&alice, &receiver).await;
     let data = random_payload();
     let meta = FileMeta {
         name: "payload.bin".into(),
         size: data.len() as u64,
         sha256: "00".repeat(32),
     };
-    let dsps = DspsClient::new(alice.clone(), DOMAIN);
-    let seat = within(dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
-    let invite = AdminRequest {
-        comments: vec![meta.to_comment()],
-        ..invite_slaves([receiver.as_str()])
-    };
-    within(dsps.admin(&seat, &invite)).await.expect("invite");
-    let (mut reader, mut writer) = within(dsps.connect(&seat, None))
-        .await
-        .expect("relay")
-        .into_split();
-    within(
-        events.wait_for(
-            Duration::from_secs(10),
-            "the receiver connecting",
-            |e| match e {
-                DspsEvent::Presence { ref push, .. }
-                    if push
-                        .peers
-                        .iter()
-                        .any(|(s, j)| s == "connect" && *j == receiver) =>
-                {
-                    std::ops::ControlFlow::Break(())
-                }
-                other => std::ops::ControlFlow::Continue(other),
-            },
-        ),
-    )
-    .await
-    .expect("frank connects");
+    let offer = offer_file(&rig, "lib", &receiver, &meta).await;
+    let (dsps, seat, mut reader, mut writer) = (offer.dsps, offer.seat, offer.reader, offer.writer);
     within(writer.write_all(&data)).await.expect("send data");
     within(writer.shutdown()).await.expect("half-close");
     while within(reader.next_block()).await.expect("read").is_some() {}
@@ -749,46 +769,14 @@ async fn an_interrupted_recv_leaves_no_partial_file() {
     );
 
     // A library sender that sends half the announced file, then waits.
-    let (alice, mut events) = library_login(&rig, "alice", "lib2").await;
-    wait_online(&alice, &receiver).await;
     let data = random_payload();
     let meta = FileMeta {
         name: "half.bin".into(),
         size: data.len() as u64,
         sha256: sha256(&data),
     };
-    let dsps = DspsClient::new(alice.clone(), DOMAIN);
-    let seat = within(dsps.create(&CreateRequest::default()))
-        .await
-        .expect("create");
-    let invite = AdminRequest {
-        comments: vec![meta.to_comment()],
-        ..invite_slaves([receiver.as_str()])
-    };
-    within(dsps.admin(&seat, &invite)).await.expect("invite");
-    let (_reader, mut writer) = within(dsps.connect(&seat, None))
-        .await
-        .expect("relay")
-        .into_split();
-    within(
-        events.wait_for(
-            Duration::from_secs(10),
-            "the receiver connecting",
-            |e| match e {
-                DspsEvent::Presence { ref push, .. }
-                    if push
-                        .peers
-                        .iter()
-                        .any(|(s, j)| s == "connect" && *j == receiver) =>
-                {
-                    std::ops::ControlFlow::Break(())
-                }
-                other => std::ops::ControlFlow::Continue(other),
-            },
-        ),
-    )
-    .await
-    .expect("erin connects");
+    let mut offer = offer_file(&rig, "lib2", &receiver, &meta).await;
+    let writer = &mut offer.writer;
     within(writer.write_all(&data[..data.len() / 2]))
         .await
         .expect("send half");
