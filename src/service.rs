@@ -286,7 +286,8 @@ pub async fn run_with_link(
         per_source: config.relay.max_connections_per_ip,
         pending_per_source: config.relay.max_pending_per_ip,
     };
-    let window = config.relay.window;
+    let queue_capacity =
+        crate::relay::queue::capacity(config.relay.window, config.relay.block_size);
     let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(INBOUND_QUEUE);
     match listener.local_addr() {
         Ok(a) => info!(relay = %a, "relay port listening"),
@@ -331,7 +332,7 @@ pub async fn run_with_link(
         max_stanza_size: config.component.max_stanza_size,
         relay_policy: config.relay.policy.clone(),
     });
-    let mut relays = RelayDispatch::new(window).with_dialer(dialer);
+    let mut relays = RelayDispatch::new(queue_capacity).with_dialer(dialer);
     let mut drain: Option<Drain> = None;
     let max_stanza_size = config.component.max_stanza_size;
     let mut replies = reply_budget_of(&config);

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +26,7 @@ use super::data::data_phase;
 use super::gate::Admitted;
 use super::plane::Members;
 use super::preamble::{self, Entry, RelayIo};
+use super::queue::QueueRx;
 use crate::core::registry::{ConnId, TrafficSlot};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
@@ -109,7 +110,7 @@ pub struct Attached {
     /// Its rights.
     pub role: Role,
     /// Blocks for this peer.
-    pub queue: mpsc::Receiver<Bytes>,
+    pub queue: QueueRx,
     /// The stream's members.
     pub members: watch::Receiver<Members>,
     /// Where to record throughput.

@@ -1,10 +1,11 @@
 //! The data phase of one relay connection, after its handshake.
 //!
-//! A reader cuts what the peer sends into blocks (one `Bytes` each,
-//! header included) and hands a reference to every recipient's bounded queue,
-//! awaiting room — that wait is the back-pressure that paces the stream to its
-//! slowest recipient (PROFILE 7). A writer sends this peer's own queue to its
-//! socket. Reader and writer run side by side so two masters feeding each other
+//! A reader takes in what the peer sends with large reads (sized to what arrives),
+//! cuts each read into blocks framed once (`batch`) and hands a reference to every
+//! recipient's queue, awaiting room — that wait is the back-pressure that paces
+//! the stream to its slowest recipient (PROFILE 7). A writer sends this peer's
+//! own queue to its socket, every queued batch in one vectored write where the
+//! socket takes it (`outbox`). Reader and writer run side by side so two masters feeding each other
 //! cannot deadlock. The connection ends on EOF, a socket error, or the service's
 //! `Close`/`Drain`.
 //!
@@ -19,17 +20,22 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use super::batch::{Batch, BatchBuilder};
 use super::conn::{Attached, Control, RelaySettings};
+use super::outbox::Outbox;
 use super::plane::{routes_to, Members};
+use super::queue::{self, QueueRx};
 use super::traffic::TrafficRecorder;
 use crate::core::registry::ConnId;
 use crate::core::throughput::BusyRate;
-use crate::proto::block::{write_header, BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
+use crate::proto::block::{BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
 use crate::proto::query::Role;
 
 /// How long a peer that dropped itself may keep sending before it is closed.
@@ -41,10 +47,6 @@ pub const FINISH_IDLE: Duration = Duration::from_secs(1);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a pending write re-checks the stream's minthroughput.
 pub const MIN_RATE_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// Blocks per read arena: reads are carved out of one allocation this many blocks
-/// big, so a block costs no allocation of its own, while a slow reader pins at most
-/// a few arenas' worth of memory per queued block.
-pub const ARENA_BLOCKS: usize = 4;
 
 /// Why a connection closes itself for being too slow.
 const TOO_SLOW: &str = "throughput over 16 s of waiting on its socket is below minthroughput";
@@ -193,12 +195,12 @@ enum ReadEnd {
     Stopped,
 }
 
-/// Cuts what the peer sends into blocks and fans each out to its recipients.
+/// Cuts what the peer sends into blocks and fans each read out to its recipients.
 #[allow(clippy::too_many_arguments)]
 async fn read_blocks<R: AsyncRead + Unpin>(
     conn: ConnId,
     mut rd: R,
-    leftover: BytesMut,
+    mut leftover: BytesMut,
     peer_id: &str,
     role: Role,
     mut members: watch::Receiver<Members>,
@@ -207,38 +209,39 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     activity: &ReadActivity,
     mut stop: Stop,
 ) -> ReadEnd {
-    let unit = MAX_HEADER_LEN + settings.block_size;
-    let mut arena = BytesMut::with_capacity(unit * ARENA_BLOCKS);
+    let mut size = ReadSize::new(queue::read_size(settings.window, settings.block_size));
+    let mut arena = BytesMut::new();
     let mut view = members.borrow_and_update().clone();
-    let mut leftover = leftover;
     loop {
-        arena.reserve(unit);
-        // Reserve the header's room in front, read the data right behind it, then
-        // write the header backwards into the gap: the block is framed in place.
-        arena.put_bytes(0, MAX_HEADER_LEN);
-        let n = if !leftover.is_empty() {
-            let k = leftover.len().min(settings.block_size);
-            arena.put_slice(&leftover[..k]);
-            leftover.advance(k);
-            k
+        let data = if !leftover.is_empty() {
+            let k = leftover.len().min(size.max);
+            leftover.split_to(k).freeze()
         } else {
-            let mut room = (&mut arena).limit(settings.block_size);
+            let want = size.next();
+            if arena.capacity() < want {
+                // Reclaims the arena in place once every block cut from it is
+                // written; otherwise starts a new one.
+                arena.reserve(want);
+            }
+            let mut room = (&mut arena).limit(want);
             // Returning drops our view: its queue handles are what a draining
             // writer waits to see released.
-            match read_some(&mut rd, &mut room, &mut meter, activity, &mut stop).await {
+            let n = match read_some(&mut rd, &mut room, &mut meter, activity, &mut stop).await {
                 Ok(0) => return ReadEnd::Ended("peer closed its side".into()),
                 Ok(n) => n,
                 Err(end) => return end,
-            }
+            };
+            size.after(n);
+            arena.split_to(n).freeze()
         };
-        let block = frame_in_place(arena.split_to(MAX_HEADER_LEN + n), peer_id);
         // Waiting for the peer to send is idle time, not transfer time.
         let read_at = Instant::now();
-        meter.record(n, read_at, false);
+        meter.record(data.len(), read_at, false);
+        let batch = Batch::frame(peer_id, data, settings.block_size);
         fan_out(
             conn,
             role,
-            block,
+            batch,
             &mut members,
             &mut view,
             &mut meter,
@@ -248,27 +251,46 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     }
 }
 
-/// Frames `buf` (`MAX_HEADER_LEN` reserved bytes, then the data) as one block from
-/// `peer_id`: the header is written backwards into the gap and the unused front
-/// dropped, so the data is never copied.
-fn frame_in_place(mut buf: BytesMut, peer_id: &str) -> Bytes {
-    let n = buf.len() - MAX_HEADER_LEN;
-    let gap: &mut [u8; MAX_HEADER_LEN] = (&mut buf[..MAX_HEADER_LEN])
-        .try_into()
-        .expect("the block starts with exactly MAX_HEADER_LEN reserved bytes");
-    let h = write_header(peer_id, n, gap)
-        .expect("peer ids are short decimal strings, within MAX_ID_LEN");
-    buf.advance(MAX_HEADER_LEN - h);
-    buf.freeze()
+/// How much the next read asks for: it starts small, so an idle peer holds little
+/// memory, doubles while reads fill it (a bulk stream reaches `max` within a few
+/// reads) and halves while they come back far shorter (small messages).
+#[derive(Debug)]
+struct ReadSize {
+    want: usize,
+    max: usize,
 }
 
-/// Hands `block` to every member of the stream that `role`'s data goes to,
+/// The smallest read (and the first).
+const MIN_READ: usize = 2048;
+
+impl ReadSize {
+    fn new(max: usize) -> Self {
+        ReadSize {
+            want: MIN_READ.min(max),
+            max,
+        }
+    }
+
+    fn next(&self) -> usize {
+        self.want
+    }
+
+    fn after(&mut self, n: usize) {
+        if n >= self.want {
+            self.want = (self.want * 2).min(self.max);
+        } else if n < self.want / 4 {
+            self.want = (self.want / 2).max(MIN_READ.min(self.max));
+        }
+    }
+}
+
+/// Hands `batch` to every member of the stream that `role`'s data goes to,
 /// awaiting room in each queue (the back-pressure). Waiting for room holds up the
-/// sender's transfer of `block`, read at `read_at`, so it counts in `meter`.
+/// sender's transfer of the batch, read at `read_at`, so it counts in `meter`.
 async fn fan_out(
     conn: ConnId,
     role: Role,
-    block: Bytes,
+    batch: Batch,
     members: &mut watch::Receiver<Members>,
     view: &mut Members,
     meter: &mut TrafficRecorder,
@@ -277,10 +299,11 @@ async fn fan_out(
     if members.has_changed().unwrap_or(false) {
         *view = members.borrow_and_update().clone();
     }
+    let batch = Arc::new(batch);
     for m in view.iter() {
         if m.conn != conn && routes_to(role, m.role) {
             // An error means that recipient is gone; the others still get it.
-            let _ = meter.held_up(read_at, m.queue.send(block.clone())).await;
+            let _ = meter.held_up(read_at, m.queue.send(batch.clone())).await;
         }
     }
 }
@@ -305,38 +328,41 @@ async fn read_relayed<R: AsyncRead + Unpin>(
     activity: &ReadActivity,
     mut stop: Stop,
 ) -> ReadEnd {
+    let max = queue::read_size(settings.window, settings.block_size);
     let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
     let mut inbuf = leftover;
     let mut view = members.borrow_and_update().clone();
     loop {
+        let mut batch = BatchBuilder::default();
         loop {
-            let block = match decoder.decode(&mut inbuf) {
-                Ok(Some(b)) => b,
+            match decoder.decode(&mut inbuf) {
+                Ok(Some(b)) => batch.push(peer_id, b.data, settings.block_size),
                 Ok(None) => break,
                 Err(e) => {
                     return ReadEnd::Ended(format!("the far DSPS sent a malformed block: {e}"))
                 }
-            };
-            for chunk in block.data.chunks(settings.block_size) {
-                let mut framed = BytesMut::with_capacity(MAX_HEADER_LEN + chunk.len());
-                framed.put_bytes(0, MAX_HEADER_LEN);
-                framed.extend_from_slice(chunk);
-                let framed = frame_in_place(framed, peer_id);
-                let read_at = Instant::now();
-                meter.record(chunk.len(), read_at, false);
-                fan_out(
-                    conn,
-                    role,
-                    framed,
-                    &mut members,
-                    &mut view,
-                    &mut meter,
-                    read_at,
-                )
-                .await;
+            }
+            if batch.data_len() >= max {
+                break;
             }
         }
-        inbuf.reserve(MAX_HEADER_LEN + settings.block_size);
+        if batch.data_len() > 0 {
+            let read_at = Instant::now();
+            meter.record(batch.data_len(), read_at, false);
+            let batch = batch.finish();
+            fan_out(
+                conn,
+                role,
+                batch,
+                &mut members,
+                &mut view,
+                &mut meter,
+                read_at,
+            )
+            .await;
+            continue;
+        }
+        inbuf.reserve(MAX_HEADER_LEN + max);
         match read_some(&mut rd, &mut inbuf, &mut meter, activity, &mut stop).await {
             Ok(0) => return ReadEnd::Ended("the far DSPS closed the link".into()),
             Ok(_) => {}
@@ -375,20 +401,6 @@ async fn read_some<R: AsyncRead + Unpin, B: BufMut>(
     r.map_err(|e| ReadEnd::Ended(format!("read failed: {e}")))
 }
 
-/// What a raw writer sends of one of our blocks: its data, without the header.
-fn payload_of(block: Bytes) -> Bytes {
-    let head = &block[..block.len().min(MAX_HEADER_LEN)];
-    let mut newlines = head
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .map(|(i, _)| i);
-    match (newlines.next(), newlines.next()) {
-        (Some(_), Some(end)) => block.slice(end + 1..),
-        _ => block,
-    }
-}
-
 enum Command {
     Close(&'static str),
     Drain,
@@ -412,11 +424,14 @@ fn command(c: Option<Control>) -> Option<Command> {
 /// (`finish` is then set: the caller keeps reading). A drain tells this
 /// connection's reader to stop (`stop_reading`). `raw`: write the blocks' data
 /// without their headers (our own relay link to another DSPS).
+///
+/// Each round takes every batch queued (up to [`MAX_ROUND`] bytes) and writes
+/// it with as few vectored writes as the socket takes, then flushes once.
 #[allow(clippy::too_many_arguments)]
 async fn write_blocks<W: AsyncWrite + Unpin>(
     wr: &mut W,
     raw: bool,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: QueueRx,
     control: &mut mpsc::Receiver<Control>,
     mut meter: TrafficRecorder,
     min_rate: u64,
@@ -425,12 +440,13 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
 ) -> String {
     let mut draining = false;
     let mut busy = BusyRate::default();
+    let mut out = Outbox::new(raw);
     // A peer that stopped reading never completes a write, so the minthroughput
     // check also runs on a timer while a write is pending.
     let mut check = tokio::time::interval(MIN_RATE_CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !draining {
-        let block = tokio::select! {
+        let first = tokio::select! {
             biased;
             c = control.recv() => match command(c) {
                 Some(Command::Close(why)) => { end_writes(wr).await; return format!("closed: {why}"); }
@@ -438,20 +454,28 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 Some(Command::Finish) => { end_writes(wr).await; *finish = true; return "finishing".into(); }
                 None => continue,
             },
-            b = queue.recv() => match b {
-                Some(b) if raw => payload_of(b),
-                Some(b) => b,
+            q = queue.recv() => match q {
+                Some(q) => q,
                 None => return "queue closed".into(),
             },
         };
+        out.take(first);
+        while out.len() < MAX_ROUND {
+            match queue.try_recv() {
+                Some(q) => out.take(q),
+                None => break,
+            }
+        }
         // Write piecewise so a Close is honoured even while a stalled peer keeps a
-        // write pending; a Drain lets the current block finish. Then flush: a TLS
-        // writer may hold back ciphertext that a would-block left over, and it would
-        // sit there until the next block (a no-op on plain TCP).
-        let mut off = 0;
+        // write pending; a Drain lets the round finish. Then flush: a TLS writer
+        // may hold back ciphertext that a would-block left over, and it would sit
+        // there until the next round (a no-op on plain TCP).
         let mut flushed = false;
         let started = Instant::now();
-        while off < block.len() || !flushed {
+        // Each write is measured on its own for minthroughput: what a fast socket
+        // took in at the start of a round says nothing about a stall after it.
+        let mut step_at = started;
+        while !out.is_empty() || !flushed {
             tokio::select! {
                 biased;
                 c = control.recv(), if !draining => match command(c) {
@@ -460,20 +484,24 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                     Some(Command::Finish) => { end_writes(wr).await; *finish = true; return "finishing".into(); }
                     None => {}
                 },
-                r = meter.held_up(started, write_or_flush(wr, &block[off..])) => match r {
+                r = meter.held_up(started, write_or_flush(wr, &mut out)) => match r {
                     Ok(Written::Bytes(0)) => return "peer stopped accepting data".into(),
-                    Ok(Written::Bytes(k)) => { off += k; meter.record(k, started, off == block.len() && queue.is_empty()); }
+                    Ok(Written::Bytes(k)) => {
+                        let now = Instant::now();
+                        busy.record(k as u64, now.duration_since(step_at));
+                        step_at = now;
+                        meter.record(k, started, out.is_empty() && queue.is_empty());
+                    }
                     Ok(Written::Flushed) => flushed = true,
                     Err(e) => return format!("write failed: {e}"),
                 },
                 _ = check.tick(), if min_rate > 0 && !draining => {
-                    if busy.is_below(min_rate, started.elapsed(), off as u64) {
+                    if busy.is_below(min_rate, step_at.elapsed(), 0) {
                         return TOO_SLOW.into();
                     }
                 }
             }
         }
-        busy.record(block.len() as u64, started.elapsed());
         if !draining && busy.is_below(min_rate, Duration::ZERO, 0) {
             return TOO_SLOW.into();
         }
@@ -483,11 +511,15 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     // peer) and every reader of the stream has stopped (each drops its view), so
     // `None` means every block read for this peer has been written.
     let drain = async {
-        while let Some(b) = queue.recv().await {
-            let b = if raw { payload_of(b) } else { b };
+        while let Some(q) = queue.recv().await {
+            out.take(q);
+            while let Some(q) = queue.try_recv() {
+                out.take(q);
+            }
             let started = Instant::now();
-            meter.held_up(started, wr.write_all(&b)).await?;
-            meter.record(b.len(), started, false);
+            let n = out.len();
+            meter.held_up(started, out.write_all(wr)).await?;
+            meter.record(n, started, false);
         }
         wr.shutdown().await
     };
@@ -501,6 +533,10 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
         why = cut(control) => format!("drain cut: {why}"),
     }
 }
+
+/// Most bytes one writing round takes from the queue before it writes: a bound on
+/// how long a round runs, far above a default queue's capacity.
+pub const MAX_ROUND: usize = 4 << 20;
 
 /// How long a connection we stop writing to may take to take our close (a TLS
 /// close_notify, then FIN): a peer that does not read must not hold us up.
@@ -521,16 +557,16 @@ enum Written {
     Flushed,
 }
 
-/// Writes some of `rest`, or flushes once it is empty. Cancel safe, like the
-/// `write` and `flush` it calls.
+/// Writes some of what `out` holds, or flushes once it is empty. Cancel safe,
+/// like the `write_vectored` and `flush` it calls.
 async fn write_or_flush<W: AsyncWrite + Unpin>(
     wr: &mut W,
-    rest: &[u8],
+    out: &mut Outbox,
 ) -> std::io::Result<Written> {
-    if rest.is_empty() {
+    if out.is_empty() {
         wr.flush().await.map(|()| Written::Flushed)
     } else {
-        wr.write(rest).await.map(Written::Bytes)
+        out.write_some(wr).await.map(Written::Bytes)
     }
 }
 

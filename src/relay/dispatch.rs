@@ -23,7 +23,7 @@ use crate::core::registry::{Action, ConnId, StreamId};
 pub struct RelayDispatch {
     controls: HashMap<ConnId, mpsc::Sender<Control>>,
     plane: Plane,
-    window: usize,
+    queue_capacity: usize,
     /// Peers that dropped themselves and are still forwarding, per stream.
     finishing: HashMap<StreamId, HashSet<ConnId>>,
     /// Drains held back until the stream's finishing peers are done.
@@ -35,12 +35,13 @@ pub struct RelayDispatch {
 }
 
 impl RelayDispatch {
-    /// Nothing connected yet; `window` is each recipient's queue length.
-    pub fn new(window: usize) -> Self {
+    /// Nothing connected yet; `queue_capacity` is the room in each recipient's
+    /// queue, in bytes (`queue::capacity`).
+    pub fn new(queue_capacity: usize) -> Self {
         RelayDispatch {
             controls: HashMap::new(),
             plane: Plane::default(),
-            window,
+            queue_capacity,
             finishing: HashMap::new(),
             deferred: HashMap::new(),
             notices: HashMap::new(),
@@ -159,7 +160,7 @@ impl RelayDispatch {
             Action::RelayAttach { conn, attach } => {
                 let (queue, members) =
                     self.plane
-                        .join(attach.stream, conn, attach.role, self.window);
+                        .join(attach.stream, conn, attach.role, self.queue_capacity);
                 self.tell(
                     conn,
                     Control::Attach(Attached {

@@ -1,17 +1,17 @@
 //! The data plane's membership: who in each stream receives whose blocks.
 //!
-//! Each connected peer has one bounded queue of blocks (`mpsc::Sender<Bytes>`).
+//! Each connected peer has one queue of batches, bounded in bytes (`queue`).
 //! Each stream publishes its member list through a `watch` channel; a sender task
 //! looks at it only when it has changed (one atomic load per block), so the data
-//! path takes no lock per block. A block is one `Bytes` shared by every recipient:
-//! fanning out clones a reference count, never the data.
+//! path takes no lock per block. A batch of blocks is one `Arc` shared by every
+//! recipient: fanning out clones a reference count, never the data.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::queue::{queue, QueueRx, QueueTx};
 use crate::core::registry::{ConnId, StreamId};
 use crate::proto::query::Role;
 
@@ -23,7 +23,7 @@ pub struct Member {
     /// Its rights (decides what it receives).
     pub role: Role,
     /// Its queue of framed blocks.
-    pub queue: mpsc::Sender<Bytes>,
+    pub queue: QueueTx,
 }
 
 /// A stream's current members.
@@ -43,16 +43,16 @@ pub struct Plane {
 }
 
 impl Plane {
-    /// Adds a peer; returns the receiving end of its queue (capacity `window`
-    /// blocks) and a view of its stream's members.
+    /// Adds a peer; returns the receiving end of its queue (room for `capacity`
+    /// bytes, see `queue::capacity`) and a view of its stream's members.
     pub fn join(
         &mut self,
         stream: StreamId,
         conn: ConnId,
         role: Role,
-        window: usize,
-    ) -> (mpsc::Receiver<Bytes>, watch::Receiver<Members>) {
-        let (tx, rx) = mpsc::channel(window);
+        capacity: usize,
+    ) -> (QueueRx, watch::Receiver<Members>) {
+        let (tx, rx) = queue(capacity);
         let members = self
             .streams
             .entry(stream)
