@@ -38,13 +38,17 @@
 //!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
 //! - [`maybe_tls`]: a TCP connection that may have been upgraded to TLS.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
-#![forbid(unsafe_code)]
+//! - [`memory`]: gives the memory of closed connections back to the system.
+//!
+//! The one `unsafe` block is the `malloc_trim` call in [`memory`].
+#![deny(unsafe_code)]
 
 pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;
 pub mod maybe_tls;
+pub mod memory;
 pub mod proto;
 pub mod relay;
 pub mod service;

@@ -333,6 +333,9 @@ pub async fn run_with_link(
         relay_policy: config.relay.policy.clone(),
     });
     let mut relays = RelayDispatch::new(queue_capacity).with_dialer(dialer);
+    // Closed connections' memory goes back to the system, not just to the heap.
+    let freed = crate::memory::Freed::default();
+    let trimmer = tokio::spawn(freed.clone().trim_forever());
     let mut drain: Option<Drain> = None;
     let max_stanza_size = config.component.max_stanza_size;
     let mut replies = reply_budget_of(&config);
@@ -381,6 +384,7 @@ pub async fn run_with_link(
                 Event::Dialed { conn, target, key1 } => Input::RelayDialed { conn, target, key1 },
                 Event::Unreachable { conn, why } => Input::RelayUnreachable { conn, why },
                 Event::Closed { conn } => {
+                    freed.note();
                     stanzas = relays.closed(conn);
                     Input::RelayClosed { conn }
                 }
@@ -414,6 +418,7 @@ pub async fn run_with_link(
         send(stanzas);
     };
     let _ = relay.await;
+    trimmer.abort();
     Stopped {
         link_deadline: drain.link_deadline,
         inbound: in_rx,

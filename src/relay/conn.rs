@@ -92,7 +92,7 @@ pub enum Control {
     /// Write this handshake line.
     WriteLine(String),
     /// The handshake succeeded; start the data phase.
-    Attach(Attached),
+    Attach(Box<Attached>),
     /// Close now.
     Close(&'static str),
     /// Deliver what is queued, then close.
@@ -308,7 +308,7 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|_| "service stopped".to_string())?;
     match control_rx.recv().await {
-        Some(Control::Attach(a)) => Ok(a),
+        Some(Control::Attach(a)) => Ok(*a),
         Some(Control::Close(why)) => Err(why.to_string()),
         other => Err(format!("unexpected service answer {other:?}")),
     }

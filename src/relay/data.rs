@@ -209,6 +209,10 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     activity: &ReadActivity,
     mut stop: Stop,
 ) -> ReadEnd {
+    // The handshake's buffer is held for the connection's life unless dropped here.
+    if leftover.is_empty() {
+        leftover = BytesMut::new();
+    }
     let mut size = ReadSize::new(queue::read_size(settings.window, settings.block_size));
     let mut arena = BytesMut::new();
     let mut view = members.borrow_and_update().clone();

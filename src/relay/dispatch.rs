@@ -163,7 +163,7 @@ impl RelayDispatch {
                         .join(attach.stream, conn, attach.role, self.queue_capacity);
                 self.tell(
                     conn,
-                    Control::Attach(Attached {
+                    Control::Attach(Box::new(Attached {
                         peer_id: attach.peer_id,
                         role: attach.role,
                         queue,
@@ -171,7 +171,7 @@ impl RelayDispatch {
                         traffic: attach.traffic,
                         min_rate: attach.min_rate,
                         outbound: attach.outbound,
-                    }),
+                    })),
                 );
                 vec![]
             }

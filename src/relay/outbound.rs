@@ -126,7 +126,7 @@ async fn key_exchange(
         Some(other) => return Err(format!("unexpected service answer {other:?}")),
     }
     match control.recv().await {
-        Some(Control::Attach(a)) => Ok(a),
+        Some(Control::Attach(a)) => Ok(*a),
         Some(Control::Close(why)) => Err(why.to_string()),
         None => Err("service stopped".into()),
         Some(other) => Err(format!("unexpected service answer {other:?}")),
