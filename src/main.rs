@@ -1,4 +1,5 @@
 //! `dsps --config FILE`: runs the Data Stream Proxy Service until SIGINT/SIGTERM.
+//! `dsps --check-config [FILE]`: checks the config, prints the effective one, exits 0 or 2.
 //! `dsps gen-cert --out DIR --name HOST...`: writes a self-signed pair for `[tls]`.
 
 use std::path::PathBuf;
@@ -18,8 +19,18 @@ use tracing_subscriber::EnvFilter;
 )]
 struct Args {
     /// The TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE", required = true)]
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "FILE",
+        required_unless_present = "check_config"
+    )]
     config: Option<PathBuf>,
+    /// Check the configuration (FILE, or the --config file) without starting: print the
+    /// effective configuration with the secret masked and exit 0, or print the key at
+    /// fault and exit 2.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    check_config: Option<Option<PathBuf>>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,15 +60,18 @@ const EXIT_RUNTIME: u8 = 1;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let path = match (args.command, args.config) {
-        (Some(Command::GenCert { out, names, force }), _) => return gen_cert(&out, &names, force),
+    if let Some(Command::GenCert { out, names, force }) = args.command {
+        return gen_cert(&out, &names, force);
+    }
+    let path = match (args.check_config, args.config) {
+        (Some(check), config) => return check_config(check, config),
         (None, Some(path)) => path,
         (None, None) => unreachable!("clap requires --config without a subcommand"),
     };
     let config = match dsps::config::Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("dsps: {e}");
+            eprintln!("dsps: {}: {e}", path.display());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -87,6 +101,41 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+/// `dsps --check-config`: the effective configuration on stdout and 0, or one line on
+/// stderr and 2. The `[tls]` files are loaded too, since a bad one stops dsps at start.
+fn check_config(check: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
+    let path = match (check, config) {
+        (Some(a), Some(b)) if a != b => {
+            eprintln!(
+                "dsps: --check-config {} and --config {} name different files; give one",
+                a.display(),
+                b.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        (Some(path), _) | (None, Some(path)) => path,
+        (None, None) => {
+            eprintln!("dsps: --check-config needs a FILE (or --config FILE)");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let refused = |e: &dyn std::fmt::Display| {
+        eprintln!("dsps: {}: {e}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    };
+    let loaded = match dsps::config::Loaded::read(&path) {
+        Ok(l) => l,
+        Err(e) => return refused(&e),
+    };
+    if let Some(tls) = &loaded.config.tls {
+        if let Err(e) = dsps::relay::tls::server_config(tls) {
+            return refused(&e);
+        }
+    }
+    print!("{}", loaded.effective_toml());
+    ExitCode::SUCCESS
 }
 
 /// `dsps gen-cert`: one line on stdout naming the files, or one on stderr and exit 1.

@@ -11,8 +11,16 @@ const RUN_BOUND: Duration = Duration::from_secs(10);
 
 /// Runs `dsps` with `args`; kills it and panics if it does not exit within [`RUN_BOUND`].
 fn dsps(args: &[&str]) -> Output {
+    dsps_env(args, &[])
+}
+
+/// [`dsps`] with `env` added to its environment (and `DSPS_TEST_SECRET` removed
+/// unless given, so the caller's environment cannot leak in).
+fn dsps_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dsps"))
         .args(args)
+        .env_remove("DSPS_TEST_SECRET")
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -135,4 +143,133 @@ fn no_arguments_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--config"), "{stderr}");
+}
+
+/// Writes `text` as `dsps.toml` in a new temp dir; returns the dir and the path.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("dsps.toml");
+    std::fs::write(&path, text).expect("write config");
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
+/// Asserts exit status 0 and nothing on stderr; returns stdout.
+fn checked_ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_the_secret_masked() {
+    let text = VALID.replace("127.0.0.1:5347", "localhost:5347");
+    let (_dir, path) = config_file(&text);
+    let shown = checked_ok(&dsps(&["--check-config", &path]));
+    assert!(shown.contains("secret = \"********\"\n"), "{shown}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("server = \"localhost:5347\"\n"), "{shown}");
+    // Defaults are filled in, and the output is itself TOML.
+    let table: toml::Table = shown.parse().expect("the output is TOML");
+    assert_eq!(table["relay"]["window"].as_integer(), Some(64));
+    assert_eq!(table["timeouts"]["drain"].as_integer(), Some(10_000));
+    assert_eq!(table["relay"]["host"].as_str(), Some("dsps.localhost"));
+    // The same through --config.
+    let again = checked_ok(&dsps(&["--config", &path, "--check-config"]));
+    assert_eq!(again, shown);
+}
+
+#[test]
+fn check_config_refuses_a_bad_file_with_one_line_naming_file_and_key() {
+    let text = VALID.replace("[relay]\n", "[relay]\nblock_size = 0\n");
+    let (_dir, path) = config_file(&text);
+    let out = dsps(&["--check-config", &path]);
+    let line = config_error(&out);
+    assert!(
+        line.starts_with(&format!(
+            "dsps: {path}: relay.block_size: invalid value: integer `0`"
+        )),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout for a bad file");
+    let (_dir, path) = config_file(&format!("{VALID}windw = 8\n"));
+    let line = config_error(&dsps(&["--check-config", &path]));
+    assert!(
+        line.starts_with(&format!("dsps: {path}: relay.windw: unknown key")),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_config_loads_the_tls_files() {
+    let text = format!("{VALID}[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n");
+    let (dir, path) = config_file(&text);
+    let line = config_error(&dsps(&["--check-config", &path]));
+    let cert = dir.path().join("cert.pem");
+    assert!(
+        line.starts_with(&format!(
+            "dsps: {path}: tls.cert: cannot read {}",
+            cert.display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_config_reads_the_secret_from_the_environment_or_a_file() {
+    let text = VALID.replace("secret = \"s3cret\"", "secret_env = \"DSPS_TEST_SECRET\"");
+    let (dir, path) = config_file(&text);
+    let shown = checked_ok(&dsps_env(
+        &["--check-config", &path],
+        &[("DSPS_TEST_SECRET", "env-secret")],
+    ));
+    assert!(!shown.contains("env-secret"), "{shown}");
+    assert!(shown.contains("secret = \"********\"\n"), "{shown}");
+    let line = config_error(&dsps(&["--check-config", &path]));
+    assert_eq!(
+        line,
+        format!(
+            "dsps: {path}: component.secret_env: environment variable DSPS_TEST_SECRET is not set"
+        )
+    );
+
+    // A relative secret_file is found beside the config, whatever the working directory.
+    let text = VALID.replace("secret = \"s3cret\"", "secret_file = \"secret\"");
+    std::fs::write(&path, text).unwrap();
+    let line = config_error(&dsps(&["--check-config", &path]));
+    let secret = dir.path().join("secret");
+    assert!(
+        line.starts_with(&format!(
+            "dsps: {path}: component.secret_file: cannot read {}",
+            secret.display()
+        )),
+        "{line}"
+    );
+    std::fs::write(&secret, "file-secret\n").unwrap();
+    let shown = checked_ok(&dsps(&["--check-config", &path]));
+    assert!(!shown.contains("file-secret"), "{shown}");
+    // Two sources at once are refused, naming the second.
+    let text = VALID.replace(
+        "secret = \"s3cret\"",
+        "secret = \"a\"\nsecret_file = \"secret\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let line = config_error(&dsps(&["--check-config", &path]));
+    assert!(
+        line.starts_with(&format!(
+            "dsps: {path}: component.secret_file: conflicts with component.secret"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn check_config_needs_one_file() {
+    let line = config_error(&dsps(&["--check-config"]));
+    assert!(line.contains("--check-config needs a FILE"), "{line}");
+    let (_dir, a) = config_file(VALID);
+    let (_dir2, b) = config_file(VALID);
+    let line = config_error(&dsps(&["--config", &a, "--check-config", &b]));
+    assert!(line.contains("name different files"), "{line}");
 }

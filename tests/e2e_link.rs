@@ -92,3 +92,38 @@ async fn sigterm_closes_the_component_stream_cleanly_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn component_server_may_be_a_host_name() {
+    let prosody = Prosody::start(&[(DOMAIN, SECRET)], &[("alice", PASSWORD)]);
+    let port = prosody.component_addr.rsplit_once(':').unwrap().1;
+    // `localhost` resolves through the hosts file when the link dials.
+    let dsps = Dsps::spawn(
+        &format!("localhost:{port}"),
+        &Component::new(DOMAIN, SECRET),
+    );
+    dsps.wait_for_log_async("component online", Duration::from_secs(15))
+        .await;
+    assert!(
+        dsps.log().contains(&format!("server=localhost:{port}")),
+        "the log names the server as configured:\n{}",
+        dsps.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_name_that_does_not_resolve_is_logged_and_retried() {
+    // `.invalid` never resolves (RFC 6761); no XMPP server is needed.
+    let dsps = Dsps::spawn("dsps-test.invalid:5347", &Component::new(DOMAIN, SECRET));
+    let needle = "component login failed: cannot resolve dsps-test.invalid:5347";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dsps.log().matches(needle).count() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retried resolution failure logged:\n{}",
+            dsps.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dsps.log().contains("attempt=2"), "{}", dsps.log());
+}

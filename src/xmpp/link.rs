@@ -48,7 +48,7 @@ const WRITE_BATCH: usize = 64;
 /// Where and how to log in.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    /// The server's component port, "ip:port".
+    /// The server's component port, "host:port" (resolved on every attempt).
     pub server: String,
     /// Our component domain.
     pub domain: String,
@@ -64,6 +64,8 @@ pub type Link = XmlConn<TcpStream>;
 /// Why one login attempt failed.
 #[derive(Debug)]
 pub enum LoginError {
+    /// The server's name did not resolve, or none of its addresses accepted.
+    Dial(super::dial::DialError),
     /// TCP or stream setup failed.
     Io(std::io::Error),
     /// The server refused our handshake (wrong secret or unknown domain).
@@ -75,6 +77,7 @@ pub enum LoginError {
 impl std::fmt::Display for LoginError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LoginError::Dial(e) => write!(f, "{e}"),
             LoginError::Io(e) => write!(f, "{e}"),
             LoginError::Refused(why) => write!(f, "handshake refused: {why}"),
             LoginError::Timeout => write!(f, "no answer within {LOGIN_TIMEOUT:?}"),
@@ -94,9 +97,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn login_inner(cfg: &LinkConfig) -> Result<Link, LoginError> {
-    let tcp = TcpStream::connect(&cfg.server)
+    let tcp = super::dial::connect(&cfg.server)
         .await
-        .map_err(LoginError::Io)?;
+        .map_err(LoginError::Dial)?;
     // Without NODELAY a reply and a push sent back to back stall ~40 ms (notes §2).
     tcp.set_nodelay(true).map_err(LoginError::Io)?;
     let mut link = Link::new(tcp, cfg.limits);

@@ -1,0 +1,121 @@
+//! The file as written, one serde struct per table: typed fields (addresses, non-zero
+//! counts, milliseconds as numbers), serde defaults for absent keys, and
+//! `deny_unknown_fields` so that a typo is an error rather than a silent default.
+//! The same structs, with the derived defaults filled in, are what `--check-config`
+//! prints (see [`super::effective`]).
+//!
+//! What serde cannot say (ranges, one key's default taken from another, the secret's
+//! sources) is checked in [`super::validate`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::defaults::{self, *};
+use super::model::{HttpConfig, Limits, TlsConfig};
+use super::server_addr::ServerAddr;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct File {
+    pub component: FileComponent,
+    pub relay: FileRelay,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub timeouts: FileTimeouts,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[component]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct FileComponent {
+    pub jid: String,
+    pub server: ServerAddr,
+    // Exactly one of the three secret sources must be set (checked in `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub version_os: bool,
+    #[serde(default = "defaults::max_depth")]
+    pub max_depth: usize,
+    #[serde(default = "defaults::max_inbound_stanza_size")]
+    pub max_inbound_stanza_size: usize,
+    #[serde(default = "defaults::max_stanza_size")]
+    pub max_stanza_size: usize,
+}
+
+/// `[relay]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub(super) struct FileRelay {
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    // Both default to another key's value, so they stay optional here and are filled
+    // in by `validate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<NonZeroU16>,
+    #[serde(default = "defaults::window")]
+    pub window: NonZeroUsize,
+    #[serde(default = "defaults::block_size")]
+    pub block_size: NonZeroUsize,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: NonZeroUsize,
+    #[serde(default = "defaults::max_connections_per_ip")]
+    pub max_connections_per_ip: NonZeroUsize,
+    #[serde(default = "defaults::max_pending_per_ip")]
+    pub max_pending_per_ip: NonZeroUsize,
+    #[serde(default)]
+    pub allow_targets: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, String>,
+}
+
+/// `[timeouts]`, in milliseconds. `wait` and `expire` may be 0 (no limit, PROFILE 13);
+/// `handshake` and `drain` may not: an unauthenticated peer or a stopping service
+/// must never be able to wait forever.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(super) struct FileTimeouts {
+    pub wait: u64,
+    pub expire: u64,
+    pub handshake: NonZeroU64,
+    pub drain: NonZeroU64,
+}
+
+impl Default for FileTimeouts {
+    fn default() -> Self {
+        FileTimeouts {
+            wait: DEFAULT_WAIT_MS,
+            expire: DEFAULT_EXPIRE_MS,
+            handshake: defaults::millis(DEFAULT_HANDSHAKE_MS),
+            drain: defaults::millis(DEFAULT_DRAIN_MS),
+        }
+    }
+}
+
+/// An `ip:port` listen address. serde's own message ("invalid socket address syntax")
+/// neither repeats the value nor shows the form, and this is where operators write
+/// `localhost:5290` or forget the port.
+pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid socket address {text:?}: expected ip:port, e.g. 0.0.0.0:5290 or [::]:5290"
+        ))
+    })
+}
