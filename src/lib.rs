@@ -10,7 +10,9 @@
 //! *block* is one framed unit of data.
 //!
 //! Module map:
-//! - [`config`]: the operator's TOML file.
+//! - [`config`]: the operator's TOML file — `file` (serde structs), `validate`
+//!   (what serde cannot check), `secret` (its three sources), `effective` (what
+//!   `dsps --check-config` prints, secret masked).
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
 //!   envelope, the `query` model, `error` mapping, `units`, `limits` (what a request
 //!   may carry), `outbound` (the size guard on every stanza we send) and
@@ -23,8 +25,9 @@
 //!   (bytes of replies per account and in all).
 //! - [`xmpp`]: XML streams — `reader` (pure: bytes to stanzas within depth, size
 //!   and element bounds, nothing built past them), `stream` (one XML stream over
-//!   any transport, used by the link and the c2s client), `link` (the component
-//!   link: login, keepalive, reconnect, answers to refused stanzas).
+//!   any transport, used by the link and the c2s client), `dial` (resolve
+//!   `component.server` and connect), `link` (the component link: login,
+//!   keepalive, reconnect, answers to refused stanzas).
 //! - [`relay`]: the async relay port — `listener` (the relay port and the `[http]`
 //!   listener), `gate` (admission shared with the connections), `preamble` (the
 //!   HTTP request and `starttls` before the handshake), `tls` (`[tls]` loading),

@@ -8,6 +8,7 @@
 //! sources) is checked in [`super::validate`].
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
@@ -34,8 +35,8 @@ pub(super) struct File {
     pub limits: Limits,
 }
 
-/// `[component]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[component]`. `Debug` is written by hand so that the secret never reaches a log.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
 pub(super) struct FileComponent {
     pub jid: String,
@@ -55,6 +56,22 @@ pub(super) struct FileComponent {
     pub max_inbound_stanza_size: usize,
     #[serde(default = "defaults::max_stanza_size")]
     pub max_stanza_size: usize,
+}
+
+impl fmt::Debug for FileComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileComponent")
+            .field("jid", &self.jid)
+            .field("server", &self.server)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_file", &self.secret_file)
+            .field("secret_env", &self.secret_env)
+            .field("version_os", &self.version_os)
+            .field("max_depth", &self.max_depth)
+            .field("max_inbound_stanza_size", &self.max_inbound_stanza_size)
+            .field("max_stanza_size", &self.max_stanza_size)
+            .finish()
+    }
 }
 
 /// `[relay]`.

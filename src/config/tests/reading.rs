@@ -218,6 +218,10 @@ fn size_limits_are_read() {
 fn secret_stays_out_of_debug_output() {
     let config = Config::parse(MINIMAL).unwrap();
     assert!(!format!("{config:?}").contains("s3cret"));
+    let loaded = Loaded::from_text(MINIMAL, None, &|_| None).unwrap();
+    let shown = format!("{loaded:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
 }
 
 #[test]
