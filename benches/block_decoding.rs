@@ -14,8 +14,9 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput};
-use dsps::config::MAX_BLOCK_SIZE;
+use dsps::config::{DEFAULT_BLOCK_SIZE, DEFAULT_WINDOW, MAX_BLOCK_SIZE};
 use dsps::proto::block::{encode, BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
+use dsps::relay::queue::read_size;
 
 /// The limit `read_relayed` decodes with: the largest block any DSPS of ours frames.
 const MAX_BLOCK: u64 = (MAX_BLOCK_SIZE + MAX_ID_LEN + 1) as u64;
@@ -109,7 +110,8 @@ fn run(s: Subject, driver: &mut impl common::Driver) {
     let mut decoder = BlockDecoder::new(MAX_BLOCK);
     let want = (s.blocks, s.blocks * s.data_len);
     // What `read_relayed` reserves before each read.
-    let fresh = || BytesMut::with_capacity(MAX_HEADER_LEN + 16 * 1024);
+    let reserve = MAX_HEADER_LEN + read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE);
+    let fresh = || BytesMut::with_capacity(reserve);
     if s.bytewise {
         let mut buf = fresh();
         assert_eq!(decode_bytewise(&mut decoder, &bytes, &mut buf), want);

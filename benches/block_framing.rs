@@ -1,14 +1,12 @@
-//! Block framing: `write_header` alone, and one block framed the way the relay's
-//! reader does it (`read_blocks` in src/relay/data.rs), for the default 16 KiB block
-//! and a 256 KiB one.
+//! Block framing: `write_header` alone, and one read framed the way the relay's
+//! reader does it (`read_blocks` in src/relay/data.rs): `Batch::frame` cuts the read
+//! into blocks of the default 16 KiB and writes their headers back to back into one
+//! small buffer, each block's data staying a slice of the read. A 16 KiB read is one
+//! block; 256 KiB is the largest read at the default window (`queue::read_size`),
+//! 16 blocks. `segments` is what each recipient's writer then does with the batch
+//! (`Outbox::take`): one reference per header and per data slice, for a vectored write.
 //!
-//! The relay reads into an arena right behind a reserved header gap and writes the
-//! header backwards into the gap (`frame_in_place`), so the data is never copied by
-//! us; the one copy per block is the kernel's, into the arena. Here a `put_slice`
-//! stands in for that read, and `copy_only` measures that copy alone, so the
-//! framing's own cost is the difference. The last `DEFAULT_WINDOW` blocks stay
-//! alive, as in a recipient's full queue, so arenas are really given up and
-//! reallocated as in the relay's paced steady state.
+//! Framing copies no data, so its cost is per block, not per byte.
 //!
 //! `cargo bench --bench block_framing`; figures in docs/performance.md.
 
@@ -17,38 +15,39 @@ mod common;
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{Criterion, Throughput};
-use dsps::config::DEFAULT_WINDOW;
-use dsps::proto::block::{write_header, MAX_HEADER_LEN, MAX_ID_LEN};
-use dsps::relay::data::{frame_in_place, ARENA_BLOCKS};
+use dsps::config::{DEFAULT_BLOCK_SIZE, DEFAULT_WINDOW};
+use dsps::proto::block::{write_header, BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
+use dsps::relay::batch::Batch;
+use dsps::relay::queue::read_size;
 
 /// A typical peer id (PROFILE 14: short decimal strings).
 const SHORT_ID: &str = "7";
 /// The longest id the codec accepts.
 const LONG_ID: &str = "12345678901234567890";
-const SMALL_BLOCK: usize = 16 * 1024;
-const LARGE_BLOCK: usize = 256 * 1024;
+const SMALL_READ: usize = 16 * 1024;
+const LARGE_READ: usize = 256 * 1024;
 
 /// What a case measures.
 #[derive(Clone, Copy)]
 enum Subject {
-    /// `write_header` for this id and a 16 KiB block.
+    /// `write_header` for this id and a default (16 KiB) block.
     Header(&'static str),
-    /// One block of this many data bytes framed as the relay does.
+    /// A read of this many bytes framed as the relay does.
     Frame(usize),
-    /// The copy that stands in for the socket read, alone.
-    Copy(usize),
+    /// A writer taking the segments of a batch framed from a read of this many bytes.
+    Segments(usize),
 }
 
 /// Every case, by its criterion id (group, name): the same list for both modes.
 const CASES: &[(&str, &str, Subject)] = &[
     ("write_header", "short_id", Subject::Header(SHORT_ID)),
     ("write_header", "long_id", Subject::Header(LONG_ID)),
-    ("frame_as_relay", "16KiB", Subject::Frame(SMALL_BLOCK)),
-    ("frame_as_relay", "256KiB", Subject::Frame(LARGE_BLOCK)),
-    ("copy_only", "16KiB", Subject::Copy(SMALL_BLOCK)),
-    ("copy_only", "256KiB", Subject::Copy(LARGE_BLOCK)),
+    ("frame_as_relay", "16KiB", Subject::Frame(SMALL_READ)),
+    ("frame_as_relay", "256KiB", Subject::Frame(LARGE_READ)),
+    ("segments", "16KiB", Subject::Segments(SMALL_READ)),
+    ("segments", "256KiB", Subject::Segments(LARGE_READ)),
 ];
 
 #[inline(never)]
@@ -56,59 +55,46 @@ fn header_only(id: &str, data_len: usize, out: &mut [u8; MAX_HEADER_LEN]) -> usi
     write_header(id, data_len, out).expect("bench ids are valid")
 }
 
-/// What `read_blocks` keeps from one read to the next: its arena, and (standing in
-/// for the recipients' queues) the blocks not yet written out.
-struct RelayReader {
-    arena: BytesMut,
-    block_size: usize,
-    queued: VecDeque<Bytes>,
-}
-
-impl RelayReader {
-    fn new(block_size: usize) -> Self {
-        RelayReader {
-            arena: BytesMut::with_capacity((MAX_HEADER_LEN + block_size) * ARENA_BLOCKS),
-            block_size,
-            queued: VecDeque::with_capacity(DEFAULT_WINDOW),
-        }
-    }
-
-    /// One turn of `read_blocks`'s loop, with `payload` as what the socket read gave.
-    #[inline(never)]
-    fn frame_one_block(&mut self, payload: &[u8], peer_id: &str) -> usize {
-        self.arena.reserve(MAX_HEADER_LEN + self.block_size);
-        self.arena.put_bytes(0, MAX_HEADER_LEN);
-        self.arena.put_slice(payload);
-        let block = frame_in_place(self.arena.split_to(MAX_HEADER_LEN + payload.len()), peer_id);
-        let len = block.len();
-        // The oldest block has been written to every recipient: its arena share goes.
-        if self.queued.len() == DEFAULT_WINDOW {
-            self.queued.pop_front();
-        }
-        self.queued.push_back(black_box(block));
-        len
-    }
-}
-
+/// Frames one read and lets the batch go, as the last recipient to write it does.
 #[inline(never)]
-fn copy_only(dst: &mut [u8], payload: &[u8]) {
-    dst.copy_from_slice(payload);
+fn frame_read(read: &Bytes) -> usize {
+    let batch = Batch::frame(SHORT_ID, read.clone(), DEFAULT_BLOCK_SIZE);
+    black_box(&batch);
+    batch.len()
 }
 
-fn payload(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
+/// What a recipient's writer takes of one batch, into its (reused) segment list.
+#[inline(never)]
+fn take_segments(batch: &Batch, out: &mut VecDeque<Bytes>) -> usize {
+    out.clear();
+    batch.segments(false, out);
+    out.len()
 }
 
-/// Checks once, outside the timing, that the framed block is what a receiver expects.
-fn check_framing(block_size: usize) {
-    let data = payload(block_size);
-    let mut reader = RelayReader::new(block_size);
-    reader.frame_one_block(&data, SHORT_ID);
-    let block = reader.queued.back().expect("one block was framed");
-    let expected = dsps::proto::block::encode(SHORT_ID, &data).expect("valid id");
+/// A read's data as the relay holds it: a slice of a shared read buffer.
+fn read_of(len: usize) -> Bytes {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut arena = bytes::BytesMut::from(&data[..]);
+    arena.split_to(len).freeze()
+}
+
+/// Checks once, outside the timing, that the batch is what a receiver decodes back.
+fn check_framing(read: &Bytes) {
+    let batch = Batch::frame(SHORT_ID, read.clone(), DEFAULT_BLOCK_SIZE);
+    assert_eq!(batch.len(), read.len().div_ceil(DEFAULT_BLOCK_SIZE));
+    let mut segments = VecDeque::new();
+    batch.segments(false, &mut segments);
+    let wire: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+    let mut buf = bytes::BytesMut::from(&wire[..]);
+    let mut decoder = BlockDecoder::new(DEFAULT_BLOCK_SIZE as u64 + 64);
+    let mut data = Vec::new();
+    while let Some(block) = decoder.decode(&mut buf).expect("the batch decodes") {
+        assert_eq!(block.id, SHORT_ID);
+        data.extend_from_slice(&block.data);
+    }
     assert!(
-        block[..] == expected[..],
-        "framed block differs from encode()"
+        buf.is_empty() && data == read[..],
+        "framing lost or changed data"
     );
 }
 
@@ -117,18 +103,19 @@ fn run(subject: Subject, driver: &mut impl common::Driver) {
     match subject {
         Subject::Header(id) => {
             let mut out = [0u8; MAX_HEADER_LEN];
-            driver.drive(|| header_only(black_box(id), black_box(SMALL_BLOCK), &mut out));
+            driver.drive(|| header_only(black_box(id), black_box(DEFAULT_BLOCK_SIZE), &mut out));
         }
         Subject::Frame(size) => {
-            check_framing(size);
-            let data = payload(size);
-            let mut reader = RelayReader::new(size);
-            driver.drive(|| reader.frame_one_block(black_box(&data), SHORT_ID));
+            let read = read_of(size);
+            check_framing(&read);
+            driver.drive(|| frame_read(black_box(&read)));
         }
-        Subject::Copy(size) => {
-            let data = payload(size);
-            let mut dst = vec![0u8; size];
-            driver.drive(|| copy_only(black_box(&mut dst), black_box(&data)));
+        Subject::Segments(size) => {
+            let read = read_of(size);
+            check_framing(&read);
+            let batch = Batch::frame(SHORT_ID, read, DEFAULT_BLOCK_SIZE);
+            let mut out = VecDeque::new();
+            driver.drive(|| take_segments(black_box(&batch), &mut out));
         }
     }
 }
@@ -136,12 +123,17 @@ fn run(subject: Subject, driver: &mut impl common::Driver) {
 fn throughput(subject: Subject) -> Throughput {
     match subject {
         Subject::Header(_) => Throughput::Elements(1),
-        Subject::Frame(size) | Subject::Copy(size) => Throughput::Bytes(size as u64),
+        Subject::Frame(size) | Subject::Segments(size) => Throughput::Bytes(size as u64),
     }
 }
 
 fn main() {
     assert_eq!(LONG_ID.len(), MAX_ID_LEN);
+    assert_eq!(
+        read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE),
+        LARGE_READ,
+        "the large case should be the relay's largest read at the defaults; update it"
+    );
     if let Some(fixed) = common::fixed_mode() {
         let subject = common::find_case(CASES, &fixed.case);
         return run(subject, &mut common::Counted(fixed.iterations));
