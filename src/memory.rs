@@ -2,8 +2,9 @@
 //!
 //! glibc's allocator keeps what a burst of connections freed inside its heaps, so
 //! without help a relay that once held many peers keeps their memory after they
-//! leave. After connections close (debounced: one pass per [`TRIM_AFTER`] however
-//! many close), the service asks the allocator to return every free page.
+//! leave. After connections close or finish their handshakes (debounced: one pass
+//! per [`TRIM_AFTER`] however many), the service asks the allocator to return
+//! every free page.
 
 use std::sync::Arc;
 use std::time::Duration;

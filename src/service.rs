@@ -380,7 +380,11 @@ pub async fn run_with_link(
                     relays.hello(conn, control);
                     Input::RelayHello { conn, hello }
                 }
-                Event::Key { conn, key } => Input::RelayKey { conn, key },
+                Event::Key { conn, key } => {
+                    // The handshake's buffers are freed as the connection attaches.
+                    freed.note();
+                    Input::RelayKey { conn, key }
+                }
                 Event::Dialed { conn, target, key1 } => Input::RelayDialed { conn, target, key1 },
                 Event::Unreachable { conn, why } => Input::RelayUnreachable { conn, why },
                 Event::Closed { conn } => {

@@ -31,6 +31,9 @@ use crate::core::registry::{ConnId, TrafficSlot};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
+/// First capacity of a connection's handshake buffer.
+const HANDSHAKE_BUF: usize = 256;
+
 /// Tunables of the relay port.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
@@ -140,7 +143,9 @@ pub async fn serve(
         mut evicted,
         ..
     } = admitted;
-    let mut buf = BytesMut::with_capacity(MAX_LINE_LEN);
+    // Handshake lines are short; the buffer grows (up to MAX_LINE_LEN) only for a
+    // long one, so thousands of handshakes at once stay cheap.
+    let mut buf = BytesMut::with_capacity(HANDSHAKE_BUF);
     let (control, mut control_rx) = mpsc::channel(8);
     let mut stop = drain.clone();
     let setup = async {
