@@ -11,13 +11,14 @@
 # dsps, runs examples/bench (bounded by BENCH_TIMEOUT seconds, default 600), prints
 # the table on stdout, and stops everything it started by PID on every exit path.
 # Not part of CI or scripts/test.sh. Installs prosody, socat and ncat if missing.
+# BENCH_KEEP=1 keeps the temp dir (configs and logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIB_NAME=bench.sh
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-case "${1:-}" in -h | --help) sed -n '2,13p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,14p' "$0"; exit 0 ;; esac
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 DOMAIN=dsps.localhost
 PROXY65_DOMAIN=proxy.localhost
@@ -41,7 +42,9 @@ cleanup() {
             fi
         done
     fi
-    [ -z "$WORK" ] || rm -rf "$WORK"
+    if [ -n "$WORK" ]; then
+        if [ "${BENCH_KEEP:-}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
+    fi
     exit "$status"
 }
 trap cleanup EXIT

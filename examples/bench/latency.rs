@@ -10,9 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::baselines;
-use crate::flows::{IDLE, STACK};
+use crate::flows::{self, Flow};
 use crate::report::{median, Row};
-use crate::throughput::{leave_all, many_streams};
+use crate::throughput::{dsps_flow, leave_all, many_streams};
 use crate::wire::{Crc, Receiver, Sink, Tally};
 use crate::{Ctx, R};
 
@@ -22,17 +22,17 @@ const RECORD: usize = 160;
 const RATE: u32 = 50;
 
 /// Takes latencies from the records as their last bytes arrive.
-struct Latency<'a> {
+struct Latency {
     base: Instant,
     head: [u8; 16],
     at: usize,
     next_seq: u64,
-    samples: &'a mut Vec<u32>,
+    samples: Vec<u32>,
     crc: Crc,
     error: Option<String>,
 }
 
-impl Sink for Latency<'_> {
+impl Sink for Latency {
     fn data(&mut self, mut bytes: &[u8]) {
         self.crc.data(bytes);
         while !bytes.is_empty() {
@@ -87,60 +87,34 @@ fn paced_send(
     })
 }
 
-/// p50, p99 and p99.9 in ms of one run over `pairs`.
-fn run(pairs: &mut [(TcpStream, Receiver)], first: u64, count: u64) -> R<[f64; 3]> {
+/// p50, p99 and p99.9 in ms of one run over `flows`.
+fn run(flows: &mut [Flow], first: u64, count: u64) -> R<[f64; 3]> {
     let base = Instant::now();
-    let spread = Duration::from_secs(1) / RATE / pairs.len().max(1) as u32;
+    // The streams' records are spread over the interval, not sent in one burst.
+    let spread = Duration::from_secs(1) / RATE / flows.len().max(1) as u32;
     let start = base + Duration::from_millis(50);
-    let mut all: Vec<u32> = Vec::with_capacity(pairs.len() * count as usize);
-    let results = thread::scope(|s| {
-        let mut hs = Vec::new();
-        for (i, (tx, rx)) in pairs.iter_mut().enumerate() {
-            let start = start + spread * i as u32;
-            let recv = thread::Builder::new()
-                .stack_size(STACK)
-                .spawn_scoped(s, move || {
-                    let mut samples = Vec::with_capacity(count as usize);
-                    let mut sink = Latency {
-                        base,
-                        head: [0; 16],
-                        at: 0,
-                        next_seq: first,
-                        samples: &mut samples,
-                        crc: Crc::default(),
-                        error: None,
-                    };
-                    let got = rx.receive(count * RECORD as u64, &mut sink);
-                    let (crc, error) = (sink.crc.0.finalize(), sink.error);
-                    (got.map(|n| Tally { bytes: n, crc }), error, samples)
-                });
-            let send = thread::Builder::new()
-                .stack_size(STACK)
-                .spawn_scoped(s, move || paced_send(tx, base, start, first, count));
-            hs.push((send, recv));
-        }
-        hs.into_iter()
-            .map(|(s, r)| {
-                let s = s.map(|h| h.join().expect("sender panicked"));
-                let r = r.map(|h| h.join().expect("receiver panicked"));
-                (s, r)
-            })
-            .collect::<Vec<_>>()
-    });
-    for (i, (s, r)) in results.into_iter().enumerate() {
-        let sent = s
-            .map_err(|e| format!("starting a thread: {e}"))?
-            .map_err(|e| format!("stream {i}: sending: {e}"))?;
-        let (got, error, samples) = r.map_err(|e| format!("starting a thread: {e}"))?;
-        let got = got.map_err(|e| format!("stream {i}: receiving: {e}"))?;
-        if let Some(e) = error {
-            return Err(format!("stream {i}: {e}"));
-        }
-        if got != sent {
-            return Err(format!("stream {i}: received {got:?}, sent {sent:?}"));
-        }
-        all.extend(samples);
-    }
+    let (_, got) = flows::run(
+        flows,
+        |i, sock, _, _| paced_send(sock, base, start + spread * i as u32, first, count),
+        |r| {
+            let mut sink = Latency {
+                base,
+                head: [0; 16],
+                at: 0,
+                next_seq: first,
+                samples: Vec::with_capacity(count as usize),
+                crc: Crc::default(),
+                error: None,
+            };
+            let n = r.receive(count * RECORD as u64, &mut sink)?;
+            if let Some(e) = sink.error {
+                return Err(std::io::Error::other(e));
+            }
+            let crc = sink.crc.0.finalize();
+            Ok((Tally { bytes: n, crc }, sink.samples))
+        },
+    )?;
+    let mut all: Vec<u32> = got.into_iter().flatten().flat_map(|g| g.1).collect();
     all.sort_unstable();
     let pick = |q: f64| {
         let i = ((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1;
@@ -157,51 +131,34 @@ pub fn small(ctx: &mut Ctx) -> R<Vec<Row>> {
         "bench: {streams} streams × {RATE} writes/s of {RECORD} B for {secs} s × {runs} runs"
     );
     let mut direct = Vec::new();
-    for _ in 0..streams {
+    for i in 0..streams {
         let (a, b) = baselines::direct_pair()?;
-        direct.push((a, Receiver::raw(b)));
+        direct.push(Flow::new(i as u64, a, vec![Receiver::raw(b)])?);
     }
     let made = many_streams(ctx, streams)?;
     let mut seats = Vec::new();
     let mut dsps = Vec::new();
-    for (w, s) in made {
-        seats.push((w, s.master_seat));
-        let c = s
-            .slaves
-            .into_iter()
-            .next()
-            .ok_or("a stream without its slave")?;
-        dsps.push((s.master.sock, Receiver::framed(c.sock, c.buffered)));
+    for (i, (w, s)) in made.into_iter().enumerate() {
+        seats.push((w, s.master_seat.clone()));
+        dsps.push(dsps_flow(i as u64, s)?);
     }
-    for (tx, rx) in direct.iter().chain(dsps.iter()) {
-        tx.set_write_timeout(Some(IDLE))
-            .map_err(|e| e.to_string())?;
-        rx.sock
-            .set_read_timeout(Some(IDLE))
-            .map_err(|e| e.to_string())?;
-    }
-    let (mut d, mut x) = (Vec::new(), Vec::new());
-    let mut result = Ok(());
-    for r in 0..runs {
-        let first = r as u64 * count;
-        match run(&mut direct, first, count).and_then(|a| Ok((a, run(&mut dsps, first, count)?))) {
-            Ok((a, b)) => {
-                eprintln!(
-                    "bench:   p50/p99/p99.9 ms: direct {:.3}/{:.3}/{:.3}, dsps {:.3}/{:.3}/{:.3}",
-                    a[0], a[1], a[2], b[0], b[1], b[2]
-                );
-                d.push(a);
-                x.push(b);
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
+    let measured = (0..runs)
+        .map(|r| {
+            let first = r as u64 * count;
+            let (a, b) = (
+                run(&mut direct, first, count)?,
+                run(&mut dsps, first, count)?,
+            );
+            eprintln!(
+                "bench:   p50/p99/p99.9 ms: direct {:.3}/{:.3}/{:.3}, dsps {:.3}/{:.3}/{:.3}",
+                a[0], a[1], a[2], b[0], b[1], b[2]
+            );
+            Ok((a, b))
+        })
+        .collect::<R<Vec<_>>>();
     drop(dsps);
     leave_all(ctx, &seats)?;
-    result?;
+    let (d, x): (Vec<_>, Vec<_>) = measured?.into_iter().unzip();
     let col = |v: &[[f64; 3]], i: usize| v.iter().map(|a| a[i]).collect::<Vec<f64>>();
     let case = format!("{streams} streams × {RATE}/s × {RECORD} B, latency");
     let mut rows = Vec::new();

@@ -2,8 +2,7 @@
 //! peers, after they all left and their seats are gone, and during a 1→2 transfer
 //! whose second slave stopped reading.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,10 +10,10 @@ use dsps::client::session::ClientError;
 use dsps::proto::error::DspsError;
 use futures::future::join_all;
 
-use crate::flows::{IDLE, STACK};
+use crate::flows::{self, transfer, Flow};
 use crate::report::Row;
 use crate::throughput::{leave_all, many_streams};
-use crate::wire::{self, Crc, Receiver};
+use crate::wire::{Receiver, SENT};
 use crate::xmpp::{self, dsps_stream};
 use crate::{Ctx, R};
 
@@ -158,93 +157,52 @@ pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
 fn stall(ctx: &mut Ctx) -> R<(u64, u64)> {
     let bytes = ctx.sizes.stall_bytes;
     let relay = ctx.args.relay_addr.clone();
+    let pid = ctx.args.dsps_pid;
     let (m, rest) = ctx.pool.split_at_mut(1);
     let s = ctx
         .rt
         .block_on(dsps_stream(&mut m[0], &mut rest[..2], &relay))?;
-    let before = rss_kib(ctx.args.dsps_pid)?;
+    let seat = s.master_seat.clone();
+    let before = rss_kib(pid)?;
     let mut slaves = s.slaves.into_iter();
     let (a, b) = (
         slaves.next().ok_or("no slave A")?,
         slaves.next().ok_or("no slave B")?,
     );
-    let mut reader = Receiver::framed(a.sock, a.buffered);
-    let mut sender = s.master.sock;
-    sender
-        .set_write_timeout(Some(IDLE))
-        .map_err(|e| e.to_string())?;
-    reader
-        .sock
-        .set_read_timeout(Some(IDLE))
-        .map_err(|e| e.to_string())?;
-    let progress = Arc::new(AtomicU64::new(0));
-    let result = thread::scope(|sc| {
-        let p = Arc::clone(&progress);
-        let recv = thread::Builder::new()
-            .stack_size(STACK)
-            .spawn_scoped(sc, move || {
-                let mut crc = Crc::default();
-                let got = reader.receive(bytes, &mut crc);
-                got.map(|n| (n, crc.0.finalize()))
-            });
-        let send = thread::Builder::new()
-            .stack_size(STACK)
-            .spawn_scoped(sc, move || {
-                let mut pat = wire::pattern(77);
-                let mut crc = crc32fast::Hasher::new();
-                let mut left = bytes;
-                let mut i = 0u64;
-                while left > 0 {
-                    let n = left.min(wire::CHUNK as u64) as usize;
-                    pat[..8].copy_from_slice(&i.to_le_bytes());
-                    std::io::Write::write_all(&mut sender, &pat[..n])?;
-                    crc.update(&pat[..n]);
-                    p.fetch_add(n as u64, Ordering::Relaxed);
-                    left -= n as u64;
-                    i += 1;
-                }
-                Ok::<_, std::io::Error>(crc.finalize())
-            });
-        // Wait (bounded) until the sender has been stuck for a second.
+    let mut flow = [Flow::new(
+        77,
+        s.master.sock,
+        vec![Receiver::framed(a.sock, a.buffered)],
+    )?];
+    let result: R<(u64, u64)> = thread::scope(|sc| {
+        let moving = flows::spawn(sc, || transfer(&mut flow, bytes));
+        // Poll (bounded) until the sender has been stuck for a second.
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = (0, Instant::now());
+        let mut last = (SENT.load(Ordering::Relaxed), Instant::now());
         let stalled = loop {
             thread::sleep(Duration::from_millis(100));
-            let now = progress.load(Ordering::Relaxed);
+            let now = SENT.load(Ordering::Relaxed);
             if now != last.0 {
                 last = (now, Instant::now());
             } else if last.1.elapsed() >= Duration::from_secs(1) {
-                break rss_kib(ctx.args.dsps_pid).map(|r| (r, now));
+                break rss_kib(pid);
             }
-            if now >= bytes || Instant::now() > deadline {
-                break Err(format!(
-                    "the sender never stalled ({now} of {bytes} bytes sent)"
-                ));
+            if moving.is_finished() || Instant::now() > deadline {
+                break Err("the sender never stalled".to_string());
             }
         };
         drop(b);
-        let sent = send
-            .map_err(|e| e.to_string())?
-            .join()
-            .expect("sender panicked");
-        let got = recv
-            .map_err(|e| e.to_string())?
-            .join()
-            .expect("receiver panicked");
-        let (rss, at) = stalled?;
-        let crc = sent.map_err(|e| format!("stalled case, sending: {e}"))?;
-        let (n, got_crc) = got.map_err(|e| format!("stalled case, slave A: {e}"))?;
-        if n != bytes || got_crc != crc {
-            return Err(format!("stalled case: slave A got {n} bytes (CRC {got_crc:08x}), {bytes} sent (CRC {crc:08x})"));
-        }
-        eprintln!(
-            "bench:   stalled after {} MiB sent: RSS {} (before {})",
-            at / (1024 * 1024),
-            mib(rss),
-            mib(before)
-        );
+        let moved = flows::join(moving);
+        let rss = stalled?;
+        moved.map_err(|e| format!("stalled case, slave A after B left: {e}"))?;
         Ok((rss, before))
     });
-    ctx.rt.block_on(xmpp::leave(&ctx.pool[0], &s.master_seat))?;
-    result
+    ctx.rt.block_on(xmpp::leave(&ctx.pool[0], &seat))?;
+    let (rss, before) = result?;
+    eprintln!(
+        "bench:   one slave stalled: RSS {} (before {})",
+        mib(rss),
+        mib(before)
+    );
+    Ok((rss, before))
 }

@@ -22,12 +22,18 @@ pub struct Row {
 
 impl Row {
     /// A throughput row: MB/s medians and dsps ÷ baseline.
+    /// Runs that stalled are NaN: left out of the median and counted in the figure.
     pub fn rate(case: &str, baseline: &str, base: &[f64], dsps: &[f64], target: &str) -> Row {
         let (b, d) = (median(base), median(dsps));
+        let stalled = base.iter().filter(|x| x.is_nan()).count();
+        let mut baseline_figure = fmt_rate(b);
+        if stalled > 0 {
+            baseline_figure += &format!(" ({stalled} of {} runs stalled)", base.len());
+        }
         Row {
             case: case.into(),
             baseline: baseline.into(),
-            baseline_figure: fmt_rate(b),
+            baseline_figure,
             dsps_figure: fmt_rate(d),
             ratio: format!("{:.2}×", d / b),
             target: target.into(),
@@ -38,9 +44,10 @@ impl Row {
     }
 }
 
-/// The median (the mean of the middle two for an even count).
+/// The median of the numbers that are not NaN (the mean of the middle two for an
+/// even count).
 pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
     s.sort_by(|a, b| a.total_cmp(b));
     match s.len() {
         0 => f64::NAN,
@@ -118,31 +125,18 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// Tab-separated: the table's columns, then the runs of each side.
+/// Tab-separated: the table's columns, the unit, then each side's runs.
 pub fn tsv(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "case\tbaseline\tbaseline_figure\tdsps_figure\tratio\ttarget\tunit\tbaseline_runs\tdsps_runs\n",
-    );
     let runs = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.3}"))
             .collect::<Vec<_>>()
             .join(",")
     };
+    let mut out = HEADER.join("\t") + "\tunit\tbaseline runs\tdsps runs\n";
     for r in rows {
-        let _ = writeln!(
-            out,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r.case,
-            r.baseline,
-            r.baseline_figure,
-            r.dsps_figure,
-            r.ratio,
-            r.target,
-            r.unit,
-            runs(&r.baseline_runs),
-            runs(&r.dsps_runs)
-        );
+        let (b, d) = (runs(&r.baseline_runs), runs(&r.dsps_runs));
+        let _ = writeln!(out, "{}\t{}\t{b}\t{d}", cells(r).join("\t"), r.unit);
     }
     out
 }

@@ -10,9 +10,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes per write and per read.
 pub const CHUNK: usize = 256 * 1024;
+
+/// Bytes all bulk senders have written so far (the stalled-slave case watches it).
+pub static SENT: AtomicU64 = AtomicU64::new(0);
 
 /// A deterministic 256 KiB pattern for `seed` (xorshift64*).
 pub fn pattern(seed: u64) -> Vec<u8> {
@@ -51,6 +55,7 @@ pub fn send(
         pat[..8].copy_from_slice(&i.to_le_bytes());
         let part = &pat[..n];
         sock.write_all(part)?;
+        SENT.fetch_add(n as u64, Ordering::Relaxed);
         crc.update(part);
         left -= n as u64;
         i += 1;
@@ -117,7 +122,17 @@ impl Receiver {
             got += self.feed(&pending, sink)?;
         }
         while got < expect {
-            let n = self.sock.read(&mut self.buf)?;
+            let n = match self.sock.read(&mut self.buf) {
+                Ok(n) => n,
+                // The read timeout (flows::IDLE or shorter) passed without a byte.
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("stalled: no data within the read timeout after {got} of {expect} bytes"),
+                    ))
+                }
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
