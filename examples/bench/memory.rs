@@ -106,7 +106,13 @@ pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
         .block_on(join_all(checks))
         .into_iter()
         .collect::<R<Vec<()>>>()?;
-    let after = rss_kib(pid)?;
+    // dsps may hand freed memory back a moment after a wave of closes: take the
+    // lowest of the samples over the next 3 s.
+    let mut after = rss_kib(pid)?;
+    for _ in 0..12 {
+        thread::sleep(Duration::from_millis(250));
+        after = after.min(rss_kib(pid)?);
+    }
     eprintln!(
         "bench:   RSS after they left: {} (fresh {})",
         mib(after),
