@@ -1,4 +1,4 @@
-# Shared by scripts/test.sh, scripts/demo.sh and scripts/soak.sh; source it, do not run it.
+# Shared by scripts/test.sh, demo.sh, soak.sh and bench.sh; source it, do not run it.
 # shellcheck shell=bash
 
 # Prints a message on stderr and exits 1.
@@ -55,7 +55,33 @@ ensure_prosody() {
     note "installed $(dpkg-query -W prosody 2>/dev/null || echo prosody)"
 }
 
-# ---- private Prosody and processes (demo.sh, soak.sh) ---------------------------------
+# ensure_commands CMD:PACKAGE...: installs the Debian package of each missing command
+# (apt-get, with sudo only when not root), like ensure_prosody; fails loudly if one is
+# still missing afterwards.
+ensure_commands() {
+    local pair missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ "${#missing[@]}" -gt 0 ] || return 0
+    command -v apt-get >/dev/null 2>&1 ||
+        die "missing ${missing[*]} and apt-get is not available to install them"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 ||
+            die "missing ${missing[*]}; run as root or install sudo (apt-get install -y ${missing[*]})"
+        sudo=(sudo)
+    fi
+    note "installing ${missing[*]}: apt-get update && apt-get install -y ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 ||
+            die "${pair%%:*} is still missing after apt-get install ${pair#*:}"
+    done
+}
+
+# ---- private Prosody and processes (demo.sh, soak.sh, bench.sh) ------------------------
 
 # Waits until file $1 contains the fixed string $2; fails if process $3 exits first
 # or after $4 seconds.
@@ -108,6 +134,17 @@ write_prosody_config() {
         -e "s|@COMPONENT_PORT@|$2|g" -e "s|@DOMAIN@|$DOMAIN|g" \
         -e "s|@SECRET@|$SECRET|g" -e "s|@REQUIRE_TLS@|${PROSODY_REQUIRE_TLS:-true}|g" \
         conf/demo-prosody.cfg.lua.in >"$WORK/prosody.cfg.lua"
+    if [ -n "${PROXY65_DOMAIN:-}" ]; then
+        # mod_proxy65's ports are global options (first in the file); the component
+        # comes last. Its streamhost is advertised as 127.0.0.1.
+        {
+            echo "proxy65_ports = { ${PROXY65_PORT:-0} }; proxy65_interfaces = { \"127.0.0.1\" }"
+            cat "$WORK/prosody.cfg.lua"
+            echo "Component \"$PROXY65_DOMAIN\" \"proxy65\""
+            echo "    proxy65_address = \"127.0.0.1\""
+        } >"$WORK/prosody.cfg.lua.new"
+        mv "$WORK/prosody.cfg.lua.new" "$WORK/prosody.cfg.lua"
+    fi
 }
 
 # Registers accounts $2... on localhost with password $1. prosodyctl writes them into
@@ -125,10 +162,18 @@ register_accounts() {
 }
 
 # Starts Prosody on two free ports; sets C2S_PORT, COMPONENT_PORT and PROSODY_PID.
+# With PROXY65_DOMAIN set, also a mod_proxy65 component of that name on a third
+# free port, PROXY65_PORT.
 start_prosody() {
     C2S_PORT=$(free_port)
     COMPONENT_PORT=$(free_port)
     [ "$C2S_PORT" != "$COMPONENT_PORT" ] || return 1
+    local proxy65_line=""
+    if [ -n "${PROXY65_DOMAIN:-}" ]; then
+        PROXY65_PORT=$(free_port)
+        [ "$PROXY65_PORT" != "$C2S_PORT" ] && [ "$PROXY65_PORT" != "$COMPONENT_PORT" ] || return 1
+        proxy65_line="Activated service 'proxy65' on [127.0.0.1]:$PROXY65_PORT"
+    fi
     write_prosody_config "$C2S_PORT" "$COMPONENT_PORT"
     : >"$WORK/prosody.log"
     prosody -F --config "$WORK/prosody.cfg.lua" </dev/null >"$WORK/prosody.out" 2>&1 &
@@ -139,7 +184,8 @@ start_prosody() {
     local deadline=$((SECONDS + START_TIMEOUT))
     while :; do
         if grep -qF "Activated service 'c2s' on [127.0.0.1]:$C2S_PORT" "$WORK/prosody.log" &&
-            grep -qF "Activated service 'component' on [127.0.0.1]:$COMPONENT_PORT" "$WORK/prosody.log"; then
+            grep -qF "Activated service 'component' on [127.0.0.1]:$COMPONENT_PORT" "$WORK/prosody.log" &&
+            { [ -z "$proxy65_line" ] || grep -qF "$proxy65_line" "$WORK/prosody.log"; }; then
             return 0
         fi
         if grep -qF "Failed to open server port" "$WORK/prosody.log" ||
