@@ -228,7 +228,7 @@ listen = "127.0.0.1:0"
 host = "127.0.0.1"
 $1
 EOF
-    RUST_LOG=info "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
+    RUST_LOG=${DSPS_LOG:-info} "$BIN/dsps" --config "$WORK/dsps.toml" </dev/null 2>"$WORK/dsps.log" &
     DSPS_PID=$!
     PIDS+=("$DSPS_PID")
     wait_for_line "$WORK/dsps.log" "component online" "$DSPS_PID" "$START_TIMEOUT" ||

@@ -243,6 +243,7 @@ interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {c2s_port} }}; c2s_interfaces = {{ "127.0.0.1" }}
 component_ports = {{ {component_port} }}; component_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ }}; http_ports = {{ }}; https_ports = {{ }}; c2s_direct_tls_ports = {{ }}
+network_settings = {{ nagle = false }}
 modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version" }}
 modules_disabled = {{ "s2s", "offline", "register", "http", "bosh", "websocket" }}
 ssl = {{ certificate = "{dir}/certs/localhost.crt"; key = "{dir}/certs/localhost.key" }}
