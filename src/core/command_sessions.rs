@@ -63,6 +63,14 @@ impl Sessions {
         true
     }
 
+    /// Whether session `id` is open for `node` and `requester`.
+    pub fn is_open(&mut self, id: &str, node: &str, requester: &str, now: Instant) -> bool {
+        self.expire(now);
+        self.open
+            .iter()
+            .any(|s| s.id == id && s.node == node && s.requester == requester)
+    }
+
     /// An id for a command that completes at once: it opens nothing.
     pub fn one_shot(&mut self, node: &str) -> String {
         self.next += 1;
@@ -106,7 +114,10 @@ mod tests {
             !s.close(&id, "drop-stream", "ops@localhost/other", t),
             "another resource"
         );
+        assert!(s.is_open(&id, "drop-stream", ADMIN, t));
+        assert!(!s.is_open(&id, "drop-peer", ADMIN, t));
         assert!(s.close(&id, "drop-stream", ADMIN, t));
+        assert!(!s.is_open(&id, "drop-stream", ADMIN, t));
         assert!(!s.close(&id, "drop-stream", ADMIN, t), "never twice");
         assert!(s.is_empty());
         assert_ne!(s.open("drop-stream", ADMIN, t), id, "ids are not reused");

@@ -165,7 +165,7 @@ impl Registry {
             ));
         }
         if let Some(id) = &req.session {
-            if !self.sessions.close(id, node, &iq.from, now.mono) {
+            if !self.sessions.is_open(id, node, &iq.from, now.mono) {
                 return Err(CommandError::SessionExpired);
             }
         }
@@ -197,7 +197,13 @@ impl Registry {
             }
             (_, Some(form)) => {
                 let s = session(self);
-                self.submit(cmd, s, form, &iq.from, now)
+                let done = self.submit(cmd, s, form, &iq.from, now)?;
+                // A form that was refused may be corrected and sent again in the
+                // same session; one that was acted on ends it.
+                if let Some(id) = &req.session {
+                    self.sessions.close(id, node, &iq.from, now.mono);
+                }
+                Ok(done)
             }
         }
     }

@@ -774,16 +774,40 @@ fn set_log_level_checks_the_filter_and_asks_the_binary_to_apply_it() {
     let (r, _) = run(&mut h, OPS, "server-info", "", "");
     let f = fields(cmd(&r).get_child("x", NS_DATA_FORMS).unwrap());
     assert_eq!(field(&f, "log_filter"), "dsps=debug,warn");
-    // A typo changes nothing.
+    // A typo changes nothing, and may be corrected in the same session.
+    let (r, _) = run(&mut h, OPS, "set-log-level", "", "");
+    let session = get_attr(cmd(&r), "sessionid").unwrap().to_string();
+    let in_session = format!("sessionid='{session}'");
     let (r, out) = run(
         &mut h,
         OPS,
         "set-log-level",
-        "",
+        &in_session,
         &submit(&[("filter", "loud")]),
     );
     assert_eq!(conditions(&r).1.as_deref(), Some("bad-payload"));
     assert!(out.is_empty());
+    let (r, out) = run(
+        &mut h,
+        OPS,
+        "set-log-level",
+        &in_session,
+        &submit(&[("filter", "trace")]),
+    );
+    assert_eq!(get_attr(cmd(&r), "status"), Some("completed"));
+    assert!(matches!(out.as_slice(), [Action::SetLogFilter(f)] if f == "trace"));
+    let (r, _) = run(
+        &mut h,
+        OPS,
+        "set-log-level",
+        &in_session,
+        &submit(&[("filter", "info")]),
+    );
+    assert_eq!(
+        conditions(&r).1.as_deref(),
+        Some("session-expired"),
+        "acted on: over"
+    );
     // A process that cannot change its filter does not know the command.
     let mut plain = Harness::with(Settings {
         admins: vec!["ops@localhost".into()],
