@@ -15,14 +15,18 @@
 //!   `dsps --check-config` prints, secret masked).
 //! - [`proto`]: sans-IO wire formats — `block` codec, `handshake` lines, the `iq`
 //!   envelope, the `query` model, `error` mapping, `units`, `limits` (what a request
-//!   may carry), `outbound` (the size guard on every stanza we send) and
-//!   `http_preamble` (the HTTP method's request and replies).
+//!   may carry), `outbound` (the size guard on every stanza we send),
+//!   `http_preamble` (the HTTP method's request and replies), `adhoc` (XEP-0050
+//!   commands) and `forms` (XEP-0004 data forms).
 //! - [`core`]: the sans-IO state machine — `registry` (streams, seats, keys,
-//!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle),
+//!   timers; one file per XEP area: create, admin, handshake, listing, lifecycle;
+//!   and for operators: discovery, operator, commands),
 //!   `timers`, `info` (disco/ping/version), `throughput` (who figures and the
 //!   minthroughput measure), `ids` (resources and keys), `admission` (the relay
 //!   port's limits per source address and the refusal tally), `reply_budget`
-//!   (bytes of replies per account and in all).
+//!   (bytes of replies per account and in all), `command_sessions` (open XEP-0050
+//!   forms), `link_status` (the component link as operators see it) and
+//!   `log_filter` (which log filters an operator may switch to).
 //! - [`xmpp`]: XML streams — `reader` (pure: bytes to stanzas within depth, size
 //!   and element bounds, nothing built past them), `stream` (one XML stream over
 //!   any transport, used by the link and the c2s client), `dial` (resolve
@@ -34,12 +38,14 @@
 //!   `conn` (handshake + data phase + drain), `plane` (who receives whose blocks),
 //!   `dispatch` (carries out the registry's relay actions in the right order).
 //! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`
-//!   is the entry point, `service::run_with_link` runs it with channels in place
+//!   is the entry point (`run_with_hooks` also takes what the binary hands over,
+//!   such as the log filter), `service::run_with_link` runs it with channels in place
 //!   of the component link (relay tests without an XMPP server).
 //! - [`client`]: the client library (XMPP c2s client, DSPS session helpers, the
 //!   connection methods in `transport`, requests by stream JID, file metadata),
 //!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
 //! - [`maybe_tls`]: a TCP connection that may have been upgraded to TLS.
+//! - [`log_control`]: the running process's log filter, changed by an admin command.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 //! - [`memory`]: gives the memory of closed connections back to the system.
 //!
@@ -50,6 +56,7 @@ pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod log_control;
 pub mod maybe_tls;
 pub mod memory;
 pub mod proto;

@@ -75,13 +75,19 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let initial_filter = filter.to_string();
+    let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+        .with_env_filter(filter)
+        .with_filter_reloading();
+    // Operators change the filter at run time with the "Set log level" command.
+    let reload = subscriber.reload_handle();
+    subscriber.init();
+    let log = dsps::log_control::LogControl::new(initial_filter, move |f| {
+        reload.reload(f).map_err(|e| e.to_string())
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -89,7 +95,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(run_until_signalled(config)) {
+    match runtime.block_on(run_until_signalled(config, log)) {
         Ok(()) => ExitCode::SUCCESS,
         // Unusable [tls] files are a configuration problem, found before binding.
         Err(e @ dsps::service::RunError::Tls(_)) => {
@@ -159,10 +165,14 @@ fn gen_cert(out: &std::path::Path, names: &[String], force: bool) -> ExitCode {
 
 /// Runs the service; the first SIGINT/SIGTERM starts the graceful drain, a second
 /// one exits at once with 128 + the signal's number (130 or 143).
-async fn run_until_signalled(config: dsps::config::Config) -> Result<(), dsps::service::RunError> {
+async fn run_until_signalled(
+    config: dsps::config::Config,
+    log: dsps::log_control::LogControl,
+) -> Result<(), dsps::service::RunError> {
     let mut signals = Signals::new();
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = dsps::run(config, async {
+    let hooks = dsps::service::Hooks { log: Some(log) };
+    let service = dsps::service::run_with_hooks(config, hooks, async {
         let _ = first_rx.await;
     });
     tokio::pin!(service);

@@ -28,6 +28,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[admin] jids`: the bare JIDs (lower case) that may run the ad-hoc admin commands.
+    pub admins: Vec<String>,
 }
 
 /// `[limits]`: bounds on what clients can make the service hold or repeat, so that no

@@ -59,6 +59,8 @@ pub struct ThroughputMeter {
     slots: VecDeque<(u64, u64)>,
     /// Since when a transfer has been held up without being recorded, if one is.
     pending: Option<Instant>,
+    /// Every byte recorded, for the operator's stream listing.
+    total: u64,
 }
 
 /// One transfer second as the averages see it.
@@ -77,6 +79,7 @@ impl ThroughputMeter {
             origin: None,
             slots: VecDeque::with_capacity(KEPT_SLOTS),
             pending: None,
+            total: 0,
         }
     }
 
@@ -91,6 +94,7 @@ impl ThroughputMeter {
     /// them, so a write that blocked for five seconds reads as five slow seconds, not one
     /// fast one.
     pub fn record_span(&mut self, bytes: u64, started: Instant, now: Instant) {
+        self.total = self.total.saturating_add(bytes);
         let origin = *self.origin.get_or_insert(started.min(now));
         let last = slot_of(origin, now);
         let first = slot_of(origin, started).min(last);
@@ -234,6 +238,11 @@ impl ThroughputMeter {
     pub fn format(&self, now: Instant) -> String {
         self.snapshot(now).format()
     }
+
+    /// Every byte recorded since the meter was made (one connection's lifetime).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
 }
 
 /// The slot `at` falls in; instants before `origin` fall in slot 0.
@@ -286,6 +295,18 @@ mod tests {
         assert_eq!(meter.averages(base), [0.0; 5]);
         assert_eq!(meter.transfer_secs(base), 0);
         assert_eq!(meter.format(base), "0B/0B/0B/0B/0B");
+        assert_eq!(meter.total(), 0);
+    }
+
+    #[test]
+    fn the_total_counts_every_byte_however_old() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        meter.record(1000, base);
+        meter.record_span(5000, at(base, 500), at(base, 4500));
+        // Long after the averages have forgotten them.
+        meter.record(1, at(base, 60_000));
+        assert_eq!(meter.total(), 6001);
     }
 
     const MIB: u64 = 1024 * 1024;

@@ -10,7 +10,7 @@
 //! every tree we touch is shallow.
 //!
 //! What arrives goes to the service over `inbound`; what the service sends comes
-//! over `outbound`. While the link is down, outbound stanzas wait in that bounded
+//! over `outbound`; whether the link is up goes out on a `watch` of [`LinkStatus`]. While the link is down, outbound stanzas wait in that bounded
 //! channel. A stanza past a reader bound is answered here (an iq get/set gets a
 //! 400 naming the bound) or dropped with one log line; the link stays up.
 
@@ -25,6 +25,7 @@ use xmpp_parsers::component::Handshake;
 
 use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead};
 use super::stream::{header, StreamDown, XmlConn};
+use crate::core::link_status::LinkStatus;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::xml::NS_COMPONENT;
@@ -146,12 +147,14 @@ async fn close_politely(link: &mut Link) -> bool {
 }
 
 /// Keeps the link up until `shutdown` turns true: logs in, forwards stanzas both
-/// ways, and reconnects with exponential backoff, logging every attempt.
+/// ways, and reconnects with exponential backoff, logging every attempt. Every
+/// login, loss and failed attempt is published on `status`.
 pub async fn run(
     cfg: LinkConfig,
     inbound: mpsc::Sender<Element>,
     mut outbound: mpsc::Receiver<Element>,
     mut shutdown: watch::Receiver<bool>,
+    status: watch::Sender<LinkStatus>,
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut attempt: u64 = 0;
@@ -160,10 +163,22 @@ pub async fn run(
         info!(server = %cfg.server, domain = %cfg.domain, attempt, "connecting to XMPP server");
         match login(&cfg).await {
             Ok(mut link) => {
+                status.send_modify(|s| {
+                    *s = LinkStatus {
+                        online: true,
+                        since_unix: unix_now(),
+                        logins: s.logins + 1,
+                        failed_attempts: 0,
+                    }
+                });
                 info!(server = %cfg.server, domain = %cfg.domain, "component online");
                 backoff = MIN_BACKOFF;
                 attempt = 0;
                 let done = serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await;
+                status.send_modify(|s| {
+                    s.online = false;
+                    s.since_unix = unix_now();
+                });
                 if done {
                     let closed =
                         tokio::time::timeout(CLOSE_TIMEOUT, close_politely(&mut link)).await;
@@ -176,6 +191,7 @@ pub async fn run(
                 warn!(server = %cfg.server, "component link lost; reconnecting");
             }
             Err(e) => {
+                status.send_modify(|s| s.failed_attempts += 1);
                 warn!(server = %cfg.server, attempt, retry_in = ?backoff, "component login failed: {e}")
             }
         }
@@ -185,6 +201,12 @@ pub async fn run(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The answer to a stanza the reader refused: an error for an iq request

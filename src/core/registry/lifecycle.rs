@@ -70,7 +70,19 @@ impl Registry {
 
     /// XEP "Stream shutdown": what masters sent is delivered to connected slaves
     /// (RelayDrain), then every remaining peer is dropped and the stream forgotten.
-    pub(super) fn shutdown_stream(&mut self, sid: StreamId, _now: Now, out: &mut Out) {
+    pub(super) fn shutdown_stream(&mut self, sid: StreamId, now: Now, out: &mut Out) {
+        self.shutdown_stream_with(sid, &[], now, out);
+    }
+
+    /// [`Self::shutdown_stream`] with `comments` in every drop notice (an operator's
+    /// reason).
+    pub(super) fn shutdown_stream_with(
+        &mut self,
+        sid: StreamId,
+        comments: &[Element],
+        _now: Now,
+        out: &mut Out,
+    ) {
         let Some(stream) = self.streams.remove(&sid) else {
             return;
         };
@@ -80,8 +92,14 @@ impl Registry {
         for s in stream.seats.values() {
             let notice = s.peer_jid(&self.settings.domain).map(|from| {
                 let id = self.new_iq_id("dsps");
-                Iq::request(IqKind::Set, &id, &from, &s.jid, query::drop_notice(&[]))
-                    .to_element(NS_COMPONENT)
+                Iq::request(
+                    IqKind::Set,
+                    &id,
+                    &from,
+                    &s.jid,
+                    query::drop_notice(comments),
+                )
+                .to_element(NS_COMPONENT)
             });
             match (s.state_conn(), notice) {
                 (Some((conn, true)), notice) if notice.is_some() || s.link.is_some() => {
