@@ -19,14 +19,40 @@ use crate::{Ctx, R};
 
 /// dsps's VmRSS in KiB, from /proc/PID/status.
 pub fn rss_kib(pid: u32) -> R<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// dsps's private resident memory (RssAnon: its heap and stacks, not the pages of
+/// its binary), in KiB.
+pub fn anon_kib(pid: u32) -> R<u64> {
+    status_kib(pid, "RssAnon:")
+}
+
+fn status_kib(pid: u32, field: &str) -> R<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("reading dsps's /proc/{pid}/status: {e}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status"))
 }
+
+/// The lowest RSS over the next 3 s: dsps hands freed memory back a moment after a
+/// wave of closes or handshakes.
+fn settled_rss(pid: u32) -> R<u64> {
+    let mut low = rss_kib(pid)?;
+    for _ in 0..12 {
+        thread::sleep(Duration::from_millis(250));
+        low = low.min(rss_kib(pid)?);
+    }
+    Ok(low)
+}
+
+/// Streams of the warm-up: enough to run every code path of a stream's life once
+/// on every worker, so that the binary's pages they touch are resident before
+/// the baseline is taken.
+const WARM_UP_STREAMS: usize = 16;
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
@@ -57,6 +83,20 @@ fn row(
 /// The memory case. `fresh` is dsps's RSS before the bench made any stream.
 pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
     let pid = ctx.args.dsps_pid;
+    // A process that has never run a stream has not paged in the code that runs
+    // one; "back to fresh" compares with the process after a warm-up instead.
+    let warm_up = many_streams(ctx, WARM_UP_STREAMS)?;
+    let warm_seats: Vec<_> = warm_up
+        .into_iter()
+        .map(|(w, s)| (w, s.master_seat.clone()))
+        .collect();
+    leave_all(ctx, &warm_seats)?;
+    let warm = settled_rss(pid)?;
+    eprintln!(
+        "bench:   warm (after {WARM_UP_STREAMS} streams came and went): {} (RssAnon {})",
+        mib(warm),
+        mib(anon_kib(pid)?)
+    );
     let streams = ctx.sizes.idle_peers / 2;
     let peers = streams * 2;
     eprintln!(
@@ -69,8 +109,8 @@ pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
         "bench:   {peers} peers handshaken in {:.1} s",
         setup.elapsed().as_secs_f64()
     );
-    let loaded = rss_kib(pid)?;
-    let per_peer = (loaded.saturating_sub(fresh)) as f64 / peers as f64;
+    let loaded = settled_rss(pid)?;
+    let per_peer = (loaded.saturating_sub(warm)) as f64 / peers as f64;
     eprintln!(
         "bench:   RSS with {peers} idle peers: {} ({per_peer:.1} KiB per peer)",
         mib(loaded)
@@ -106,23 +146,19 @@ pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
         .block_on(join_all(checks))
         .into_iter()
         .collect::<R<Vec<()>>>()?;
-    // dsps may hand freed memory back a moment after a wave of closes: take the
-    // lowest of the samples over the next 3 s.
-    let mut after = rss_kib(pid)?;
-    for _ in 0..12 {
-        thread::sleep(Duration::from_millis(250));
-        after = after.min(rss_kib(pid)?);
-    }
+    let after = settled_rss(pid)?;
     eprintln!(
-        "bench:   RSS after they left: {} (fresh {})",
+        "bench:   RSS after they left: {} (RssAnon {}; fresh {}, warm {})",
         mib(after),
-        mib(fresh)
+        mib(anon_kib(pid)?),
+        mib(fresh),
+        mib(warm)
     );
 
     let (stalled, before_stall) = stall(ctx)?;
 
     let case_idle = format!("{peers} idle handshaken peers");
-    let after_delta = after as f64 / 1024.0 - fresh as f64 / 1024.0;
+    let after_delta = after as f64 / 1024.0 - warm as f64 / 1024.0;
     Ok(vec![
         row(
             &case_idle,
@@ -135,7 +171,7 @@ pub fn memory(ctx: &mut Ctx, fresh: u64) -> R<Vec<Row>> {
         ),
         row(
             &format!("after {peers} peers left, seats gone"),
-            &format!("fresh {}", mib(fresh)),
+            &format!("warm {} (fresh {})", mib(warm), mib(fresh)),
             mib(after),
             format!("{after_delta:+.1} MiB"),
             "within 2 MiB of fresh",
