@@ -40,6 +40,9 @@
 //!   connection methods in `transport`, requests by stream JID, file metadata),
 //!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
 //! - [`maybe_tls`]: a TCP connection that may have been upgraded to TLS.
+//! - [`logging`]: the log's format (`[log]`) and the hiding of IP addresses
+//!   (`logging::redact`).
+//! - [`systemd`]: `Type=notify` readiness, status and watchdog notifications.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 //! - [`memory`]: gives the memory of closed connections back to the system.
 //!
@@ -50,11 +53,13 @@ pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod logging;
 pub mod maybe_tls;
 pub mod memory;
 pub mod proto;
 pub mod relay;
 pub mod service;
+pub mod systemd;
 pub mod xmpp;
 
 pub use service::run;

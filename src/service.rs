@@ -31,13 +31,17 @@ use crate::config::Config;
 use crate::core::admission::AdmissionLimits;
 use crate::core::registry::{Input, Now, Registry, Settings};
 use crate::core::reply_budget::{Rate, ReplyBudget};
+use crate::logging::redact;
 use crate::proto::outbound;
+use crate::relay::advertise;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener::{self, Transports};
 use crate::relay::outbound::Dialer;
 use crate::relay::tls::{self, TlsError};
+use crate::relay::tls_reload::TlsReloader;
 use crate::xmpp::link::{self, LinkConfig};
+use crate::xmpp::link_state::LinkState;
 use crate::xmpp::reader::ReaderLimits;
 
 /// Stanzas waiting to go out on the component link (also while it reconnects).
@@ -77,11 +81,15 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Loads `[tls]` (first, so a bad file is reported before any port is taken) and
-/// binds the relay port and the `[http]` listener.
-pub async fn prepare(config: &Config) -> Result<Transports, RunError> {
-    let tls = match &config.tls {
-        Some(t) => Some(tls::server_config(t).map_err(RunError::Tls)?),
-        None => None,
+/// binds the relay port and the `[http]` listener. With `[tls]`, also returns
+/// what reloads its certificate (SIGHUP).
+pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>), RunError> {
+    let (tls, reloader) = match &config.tls {
+        Some(t) => {
+            let (tls, reloader) = tls::load(t).map_err(RunError::Tls)?;
+            (Some(tls), Some(reloader))
+        }
+        None => (None, None),
     };
     let addr = config.relay.listen;
     let relay = TcpListener::bind(addr)
@@ -95,14 +103,27 @@ pub async fn prepare(config: &Config) -> Result<Transports, RunError> {
         ),
         None => None,
     };
-    Ok(Transports { relay, http, tls })
+    Ok((Transports { relay, http, tls }, reloader))
 }
 
-/// Prepares the transports ([`prepare`]) and runs until `shutdown` completes.
+/// Prepares the transports ([`prepare`]) and runs them ([`run_prepared`]) until
+/// `shutdown` completes. The `[tls]` certificate stays as loaded.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let transports = prepare(&config).await?;
-    run_with_listener(config, transports, shutdown).await;
+    let (transports, _reloader) = prepare(&config).await?;
+    run_prepared(config, transports, shutdown).await;
     Ok(())
+}
+
+/// Checks the advertised relay host ([`advertise::check`], before the relay port
+/// says it is listening) and runs on `transports` until `shutdown` completes and
+/// the drain is over.
+pub async fn run_prepared(
+    config: Config,
+    transports: Transports,
+    shutdown: impl Future<Output = ()>,
+) {
+    advertise::check(&config.relay.host, config.relay.port).await;
+    run_with_listener(config, transports, shutdown).await;
 }
 
 /// The reply budget `[limits]` asks for: a burst of two seconds' worth, and room
@@ -213,7 +234,17 @@ pub async fn run_with_listener(
             ..ReaderLimits::default()
         },
     };
-    let mut link = tokio::spawn(link::run(link_cfg, far.to_dsps, far.from_dsps, stop_rx));
+    let (state_tx, state_rx) = watch::channel(LinkState::Connecting { attempt: 1 });
+    // Both return at once unless systemd started us (NOTIFY_SOCKET, WATCHDOG_USEC).
+    let reporter = tokio::spawn(crate::systemd::report_link(state_rx));
+    let watchdog = tokio::spawn(crate::systemd::watchdog());
+    let mut link = tokio::spawn(link::run(
+        link_cfg,
+        far.to_dsps,
+        far.from_dsps,
+        stop_rx,
+        state_tx,
+    ));
     let Stopped {
         link_deadline,
         mut inbound,
@@ -241,6 +272,10 @@ pub async fn run_with_listener(
             link.abort();
         }
     }
+    watchdog.abort();
+    // The link published `Closed` (or was aborted, dropping its sender): either
+    // ends the reporter after its last status line.
+    let _ = tokio::time::timeout(LINK_CUT_GRACE, reporter).await;
 }
 
 /// Runs the registry and the relay on `listener` (a bare relay port or
@@ -290,11 +325,11 @@ pub async fn run_with_link(
         crate::relay::queue::capacity(config.relay.window, config.relay.block_size);
     let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(INBOUND_QUEUE);
     match listener.local_addr() {
-        Ok(a) => info!(relay = %a, "relay port listening"),
+        Ok(a) => info!(relay = %redact::addr(a), "relay port listening"),
         Err(e) => warn!("relay port address unknown: {e}"),
     }
     if let Some(a) = http.as_ref().and_then(|l| l.local_addr().ok()) {
-        info!(http = %a, "HTTP listener listening");
+        info!(http = %redact::addr(a), "HTTP listener listening");
     }
     if relay_settings.tls.is_some() {
         info!("starttls enabled (TLS 1.3 and 1.2)");

@@ -59,6 +59,8 @@ pub struct ThroughputMeter {
     slots: VecDeque<(u64, u64)>,
     /// Since when a transfer has been held up without being recorded, if one is.
     pending: Option<Instant>,
+    /// Every byte recorded, for the stream's totals (not part of the averages).
+    total: u64,
 }
 
 /// One transfer second as the averages see it.
@@ -77,6 +79,7 @@ impl ThroughputMeter {
             origin: None,
             slots: VecDeque::with_capacity(KEPT_SLOTS),
             pending: None,
+            total: 0,
         }
     }
 
@@ -91,6 +94,7 @@ impl ThroughputMeter {
     /// them, so a write that blocked for five seconds reads as five slow seconds, not one
     /// fast one.
     pub fn record_span(&mut self, bytes: u64, started: Instant, now: Instant) {
+        self.total = self.total.saturating_add(bytes);
         let origin = *self.origin.get_or_insert(started.min(now));
         let last = slot_of(origin, now);
         let first = slot_of(origin, started).min(last);
@@ -128,6 +132,16 @@ impl ThroughputMeter {
             self.origin.get_or_insert(since);
         }
         self.pending = since;
+    }
+
+    /// Bytes recorded since the meter was made or last [`Self::take_total`].
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The bytes recorded so far, counting from 0 again; the averages are untouched.
+    pub fn take_total(&mut self) -> u64 {
+        std::mem::take(&mut self.total)
     }
 
     /// Since when a transfer has been pending, if one is (see [`Self::set_pending`]).
@@ -286,6 +300,24 @@ mod tests {
         assert_eq!(meter.averages(base), [0.0; 5]);
         assert_eq!(meter.transfer_secs(base), 0);
         assert_eq!(meter.format(base), "0B/0B/0B/0B/0B");
+    }
+
+    #[test]
+    fn the_total_counts_every_byte_and_restarts_when_taken() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        meter.record(1000, base);
+        // Spread over twenty seconds, older slots trimmed: the total keeps them all.
+        meter.record_span(20_000, base, at(base, 20_000));
+        assert_eq!(meter.total(), 21_000);
+        let before = meter.averages(at(base, 20_000));
+        assert_eq!(meter.take_total(), 21_000);
+        assert_eq!(meter.total(), 0);
+        assert_eq!(
+            meter.averages(at(base, 20_000)),
+            before,
+            "averages untouched"
+        );
     }
 
     const MIB: u64 = 1024 * 1024;

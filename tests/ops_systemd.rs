@@ -1,0 +1,142 @@
+//! systemd readiness without systemd: the test plays the service manager with a
+//! unix datagram socket in `NOTIFY_SOCKET` (sd_notify(3)) and checks that the real
+//! binary says `READY=1` only once its component handshake with a real Prosody
+//! has succeeded, reports the link in `STATUS=` lines before that, and says
+//! `STOPPING=1` when SIGTERM starts the drain.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::dsps::{Component, Dsps};
+use common::prosody::Prosody;
+
+const DOMAIN: &str = "dsps.localhost";
+const SECRET: &str = "ops-systemd-secret";
+/// Bound on each wait for a notification or a log line.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// The service manager's end.
+struct Manager {
+    socket: UnixDatagram,
+    _dir: tempfile::TempDir,
+    path: String,
+    /// Every message received so far, in order.
+    seen: Vec<String>,
+}
+
+impl Manager {
+    fn new() -> Manager {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+        Manager {
+            socket,
+            path: path.to_str().expect("utf-8 path").to_string(),
+            _dir: dir,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Takes every message already waiting, without blocking.
+    fn take_waiting(&mut self) {
+        self.socket.set_nonblocking(true).expect("nonblocking");
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            self.seen
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        self.socket.set_nonblocking(false).expect("blocking");
+    }
+
+    /// Waits (bounded) for a message with the line `line`; returns it.
+    fn wait_for(&mut self, line: &str) -> String {
+        let deadline = Instant::now() + BOUND;
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {line:?} within {BOUND:?}; got {:?}",
+                self.seen
+            );
+            self.socket
+                .set_read_timeout(Some(left))
+                .expect("read timeout");
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.seen.push(m.clone());
+                if m.lines().any(|l| l == line) {
+                    return m;
+                }
+            }
+        }
+    }
+
+    fn has(&self, line: &str) -> bool {
+        self.seen.iter().any(|m| m.lines().any(|l| l == line))
+    }
+}
+
+#[test]
+fn ready_comes_only_after_the_component_handshake_and_stopping_on_sigterm() {
+    let mut prosody = Prosody::start(&[(DOMAIN, SECRET)], &[]);
+    // Nobody on the component port yet: every login fails.
+    prosody.stop();
+    let mut manager = Manager::new();
+    let env = [("NOTIFY_SOCKET", manager.path.as_str())];
+    let mut dsps = Dsps::spawn(
+        &prosody.component_addr,
+        &Component::new(DOMAIN, SECRET).env(&env),
+    );
+    manager.wait_for("STATUS=connecting to the XMPP server (attempt 2)");
+    dsps.wait_for_log("attempt=2", BOUND);
+    manager.take_waiting();
+    assert!(
+        manager
+            .seen
+            .iter()
+            .any(|m| m.starts_with("STATUS=component login failed (attempt 1): ")),
+        "the failure is reported: {:?}",
+        manager.seen
+    );
+    assert!(
+        !manager.has("READY=1"),
+        "ready before any handshake: {:?}",
+        manager.seen
+    );
+    assert!(!dsps.log().contains("component online"));
+
+    prosody.resume();
+    let ready = manager.wait_for("READY=1");
+    assert!(ready.contains("STATUS=component online"), "{ready:?}");
+    assert!(
+        dsps.log().contains("component online"),
+        "READY=1 arrived before the handshake was logged:\n{}",
+        dsps.log()
+    );
+    assert_eq!(
+        manager
+            .seen
+            .iter()
+            .filter(|m| m.contains("READY=1"))
+            .count(),
+        1
+    );
+
+    dsps.signal("TERM");
+    let stopping = manager.wait_for("STOPPING=1");
+    assert!(
+        stopping.contains("STATUS=stopping: draining the relay"),
+        "{stopping:?}"
+    );
+    let status = dsps.wait_exit(BOUND).expect("dsps exits after the drain");
+    assert!(status.success(), "exit status {status:?}\n{}", dsps.log());
+    manager.take_waiting();
+    assert!(
+        manager.has("STATUS=component link closed"),
+        "{:?}",
+        manager.seen
+    );
+}
