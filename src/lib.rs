@@ -27,10 +27,14 @@
 //!   and element bounds, nothing built past them), `stream` (one XML stream over
 //!   any transport, used by the link and the c2s client), `dial` (resolve
 //!   `component.server` and connect), `link` (the component link: login,
-//!   keepalive, reconnect, answers to refused stanzas).
+//!   keepalive, reconnect, answers to refused stanzas), `link_state` (what the
+//!   link is doing, for systemd's status and readiness).
 //! - [`relay`]: the async relay port — `listener` (the relay port and the `[http]`
 //!   listener), `gate` (admission shared with the connections), `preamble` (the
 //!   HTTP request and `starttls` before the handshake), `tls` (`[tls]` loading),
+//!   `tls_reload` (the certificate SIGHUP replaces), `advertise` (the start-up
+//!   check of `relay.host`), `ledger` (each stream's bytes for its "stream ended"
+//!   line),
 //!   `conn` (handshake + data phase + drain), `plane` (who receives whose blocks),
 //!   `dispatch` (carries out the registry's relay actions in the right order).
 //! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`

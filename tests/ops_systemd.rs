@@ -140,3 +140,41 @@ fn ready_comes_only_after_the_component_handshake_and_stopping_on_sigterm() {
         manager.seen
     );
 }
+
+#[test]
+fn the_unit_file_passes_systemd_analyze_verify() {
+    // `scripts/test.sh` installs systemd-analyze when it is missing.
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/dsps.service"))
+        .expect("conf/dsps.service");
+    assert!(unit.contains("\nType=notify\n"), "{unit}");
+    assert!(
+        unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
+        "{unit}"
+    );
+    // verify checks that ExecStart is executable: point it at the binary under test.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("dsps.service");
+    std::fs::write(
+        &copy,
+        unit.replace("/usr/local/bin/dsps", env!("CARGO_BIN_EXE_dsps")),
+    )
+    .expect("write the unit");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze is installed (apt-get install systemd)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{said}"
+    );
+    assert!(
+        !said.contains("dsps.service"),
+        "systemd-analyze has remarks about the unit:\n{said}"
+    );
+}
