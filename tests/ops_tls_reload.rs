@@ -132,8 +132,10 @@ async fn sighup_serves_the_new_certificate_to_new_connections_and_keeps_streams(
 
     // Mid-stream: B replaces A on disk, then SIGHUP.
     install(files.path(), &b);
+    let hup = Instant::now();
     rig.dsps.signal("HUP");
     wait_for_count(&rig, "SIGHUP: TLS certificate reloaded", 1).await;
+    eprintln!("reload logged {:?} after SIGHUP", hup.elapsed());
     assert_eq!(
         served_certificate(relay, &roots).await,
         der(&b.cert_pem),
