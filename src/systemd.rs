@@ -70,13 +70,6 @@ pub fn stopping(status: &str) {
     }
 }
 
-/// A `STATUS=` line on its own (e.g. after a reload).
-pub fn status(status: &str) {
-    if enabled() {
-        send(&[NotifyState::Status(status)]);
-    }
-}
-
 /// With `WatchdogSec=` set, pings systemd at half the interval for as long as
 /// the runtime runs its tasks, so a wedged process is restarted. Returns at once
 /// otherwise.
