@@ -53,17 +53,55 @@ pub fn token(ip: IpAddr) -> String {
     format!("ip-{}", &hex[..TOKEN_HEX])
 }
 
+/// `ip` in clear or, with `hide`, as its token.
+fn ip_text(ip: IpAddr, hide: bool) -> String {
+    if hide {
+        token(ip)
+    } else {
+        ip.to_string()
+    }
+}
+
+/// `a` in clear or, with `hide`, with its address as a token and its port kept.
+fn addr_text(a: SocketAddr, hide: bool) -> String {
+    if hide {
+        format!("{}:{}", token(a.ip()), a.port())
+    } else {
+        a.to_string()
+    }
+}
+
+fn host_text(s: &str, hide: bool) -> String {
+    match s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(a) if hide => token(a),
+        _ => s.to_string(),
+    }
+}
+
+fn authority_text(s: &str, hide: bool) -> String {
+    if !hide {
+        return s.to_string();
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return addr_text(a, true);
+    }
+    match s.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok() => format!("{}:{port}", host_text(h, true)),
+        _ => host_text(s, true),
+    }
+}
+
 /// An IP address as a log field.
 #[derive(Debug, Clone, Copy)]
 pub struct Ip(pub IpAddr);
 
 impl fmt::Display for Ip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if hidden() {
-            f.write_str(&token(self.0))
-        } else {
-            write!(f, "{}", self.0)
-        }
+        f.write_str(&ip_text(self.0, hidden()))
     }
 }
 
@@ -73,11 +111,7 @@ pub struct Addr(pub SocketAddr);
 
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if hidden() {
-            write!(f, "{}:{}", token(self.0.ip()), self.0.port())
-        } else {
-            write!(f, "{}", self.0)
-        }
+        f.write_str(&addr_text(self.0, hidden()))
     }
 }
 
@@ -94,48 +128,30 @@ pub fn addr(a: SocketAddr) -> Addr {
 /// A `host:port` (or `ip:port`, `[v6]:port`) as a log field: an address in it is
 /// hidden, a host name is not (names are the operator's, not a client's).
 pub fn authority(s: &str) -> String {
-    if !hidden() {
-        return s.to_string();
-    }
-    if let Ok(a) = s.parse::<SocketAddr>() {
-        return Addr(a).to_string();
-    }
-    match s.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok() => format!("{}:{port}", host(h)),
-        _ => host(s),
-    }
+    authority_text(s, hidden())
 }
 
 /// A host as written in the config (`relay.host`): an IP literal is hidden, a
 /// name is not.
 pub fn host(s: &str) -> String {
-    match s
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        Ok(a) if hidden() => token(a),
-        _ => s.to_string(),
-    }
+    host_text(s, hidden())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // The flag is process-wide, so one test covers both settings in order.
+    // The process-wide flag is never touched here: other tests format addresses.
     #[test]
     fn addresses_show_in_clear_or_as_stable_tokens() {
         let v4: SocketAddr = "127.0.0.1:5290".parse().unwrap();
         let v6: SocketAddr = "[::1]:80".parse().unwrap();
-        hide_addresses(false);
-        assert_eq!(addr(v4).to_string(), "127.0.0.1:5290");
-        assert_eq!(ip(v6.ip()).to_string(), "::1");
-        assert_eq!(authority("127.0.0.1:5347"), "127.0.0.1:5347");
-        assert_eq!(host("10.0.0.1"), "10.0.0.1");
+        assert_eq!(addr_text(v4, false), "127.0.0.1:5290");
+        assert_eq!(ip_text(v6.ip(), false), "::1");
+        assert_eq!(authority_text("127.0.0.1:5347", false), "127.0.0.1:5347");
+        assert_eq!(host_text("10.0.0.1", false), "10.0.0.1");
 
-        hide_addresses(true);
-        let shown = addr(v4).to_string();
+        let shown = addr_text(v4, true);
         assert!(
             shown.starts_with("ip-") && shown.ends_with(":5290"),
             "{shown}"
@@ -143,7 +159,7 @@ mod tests {
         assert!(!shown.contains("127.0.0.1"), "{shown}");
         assert_eq!(
             shown,
-            addr(v4).to_string(),
+            addr_text(v4, true),
             "the same address, the same token"
         );
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
@@ -154,14 +170,21 @@ mod tests {
         );
         assert_ne!(token(v4.ip()), token("127.0.0.2".parse().unwrap()));
         assert_eq!(token(v6.ip()).len(), 3 + TOKEN_HEX);
+        assert_eq!(ip_text(v6.ip(), true), token(v6.ip()));
         assert_eq!(
-            authority("127.0.0.1:5347"),
+            authority_text("127.0.0.1:5347", true),
             format!("{}:5347", token(v4.ip()))
         );
-        assert_eq!(authority("[::1]:80"), format!("{}:80", token(v6.ip())));
-        assert_eq!(authority("xmpp.example.org:5347"), "xmpp.example.org:5347");
-        assert_eq!(host("127.0.0.1"), token(v4.ip()));
-        assert_eq!(host("dsps.example.org"), "dsps.example.org");
-        hide_addresses(false);
+        assert_eq!(
+            authority_text("[::1]:80", true),
+            format!("{}:80", token(v6.ip()))
+        );
+        assert_eq!(
+            authority_text("xmpp.example.org:5347", true),
+            "xmpp.example.org:5347"
+        );
+        assert_eq!(host_text("127.0.0.1", true), token(v4.ip()));
+        assert_eq!(host_text("dsps.example.org", true), "dsps.example.org");
+        assert!(!hidden(), "addresses are shown unless [log] says otherwise");
     }
 }
