@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use dsps::logging::control::LogControl;
 use dsps::relay::listener::Transports;
 use dsps::relay::tls_reload::TlsReloader;
 
@@ -76,7 +77,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    dsps::logging::init(&config.log);
+    // `None` only if a subscriber was installed already; then the admin
+    // command "Set log level" is not offered.
+    let log = dsps::logging::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, log)) {
         Ok(()) => ExitCode::SUCCESS,
         // Unusable [tls] files are a configuration problem, found before binding.
         Err(e @ dsps::service::RunError::Tls(_)) => {
@@ -154,13 +157,16 @@ fn gen_cert(out: &std::path::Path, names: &[String], force: bool) -> ExitCode {
 
 /// Loads `[tls]` and binds the ports, then runs until signalled; SIGHUP reloads
 /// the `[tls]` certificate meanwhile.
-async fn serve(config: dsps::config::Config) -> Result<(), dsps::service::RunError> {
+async fn serve(
+    config: dsps::config::Config,
+    log: Option<LogControl>,
+) -> Result<(), dsps::service::RunError> {
     // Before anything else: SIGHUP's default action would end the process, and a
     // `systemctl reload` may come at any time.
     let hangups = Hangups::new();
     let (transports, reloader) = dsps::service::prepare(&config).await?;
     tokio::spawn(reload_on_hangup(hangups, reloader));
-    run_until_signalled(config, transports).await;
+    run_until_signalled(config, transports, dsps::service::Hooks { log }).await;
     Ok(())
 }
 
@@ -188,11 +194,15 @@ async fn reload_on_hangup(mut hangups: Hangups, reloader: Option<TlsReloader>) {
 
 /// Runs the service; the first SIGINT/SIGTERM starts the graceful drain, a second
 /// one exits at once with 128 + the signal's number (130 or 143).
-async fn run_until_signalled(config: dsps::config::Config, transports: Transports) {
+async fn run_until_signalled(
+    config: dsps::config::Config,
+    transports: Transports,
+    hooks: dsps::service::Hooks,
+) {
     let mut signals = Signals::new();
     let drain = config.timeouts.drain;
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = dsps::service::run_prepared(config, transports, async {
+    let service = dsps::service::run_prepared(config, transports, hooks, async {
         let _ = first_rx.await;
     });
     tokio::pin!(service);

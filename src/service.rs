@@ -29,8 +29,10 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::core::admission::AdmissionLimits;
-use crate::core::registry::{Input, Now, Registry, Settings};
+use crate::core::link_status::LinkStatus;
+use crate::core::registry::{Action, Input, Now, Registry, Settings};
 use crate::core::reply_budget::{Rate, ReplyBudget};
+use crate::logging::control::LogControl;
 use crate::logging::redact;
 use crate::proto::outbound;
 use crate::relay::advertise;
@@ -41,7 +43,6 @@ use crate::relay::outbound::Dialer;
 use crate::relay::tls::{self, TlsError};
 use crate::relay::tls_reload::TlsReloader;
 use crate::xmpp::link::{self, LinkConfig};
-use crate::xmpp::link_state::LinkState;
 use crate::xmpp::reader::ReaderLimits;
 
 /// Stanzas waiting to go out on the component link (also while it reconnects).
@@ -106,11 +107,18 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
     Ok((Transports { relay, http, tls }, reloader))
 }
 
-/// Prepares the transports ([`prepare`]) and runs them ([`run_prepared`]) until
-/// `shutdown` completes. The `[tls]` certificate stays as loaded.
+/// What the binary may hand the service beyond its configuration.
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// The process's log filter, so operators can change it ("Set log level").
+    pub log: Option<LogControl>,
+}
+
+/// Prepares the transports ([`prepare`]) and runs them ([`run_prepared`], without
+/// hooks) until `shutdown` completes. The `[tls]` certificate stays as loaded.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let (transports, _reloader) = prepare(&config).await?;
-    run_prepared(config, transports, shutdown).await;
+    run_prepared(config, transports, Hooks::default(), shutdown).await;
     Ok(())
 }
 
@@ -120,10 +128,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 pub async fn run_prepared(
     config: Config,
     transports: Transports,
+    hooks: Hooks,
     shutdown: impl Future<Output = ()>,
 ) {
     advertise::check(&config.relay.host, config.relay.port).await;
-    run_with_listener(config, transports, shutdown).await;
+    run_with_listener(config, transports, hooks, shutdown).await;
 }
 
 /// The reply budget `[limits]` asks for: a burst of two seconds' worth, and room
@@ -153,7 +162,8 @@ fn unix_now() -> u64 {
 }
 
 /// The service's ends of the component link: stanzas from the XMPP server come in
-/// on `inbound`; stanzas for it go out on `outbound`.
+/// on `inbound`; stanzas for it go out on `outbound`; `status` says what the
+/// link is doing.
 #[derive(Debug)]
 pub struct LinkEnds {
     /// Stanzas from the XMPP server.
@@ -161,6 +171,9 @@ pub struct LinkEnds {
     /// Stanzas to the XMPP server. The service drops it when it is done, so the
     /// far end sees the channel close after the last stanza.
     pub outbound: mpsc::Sender<Element>,
+    /// The link's state, for the operators' "Server info" (systemd's reporter
+    /// subscribes to the same channel).
+    pub status: watch::Receiver<LinkStatus>,
 }
 
 /// The far ends of [`LinkEnds`]: what `xmpp::link::run` (or a test) holds.
@@ -170,6 +183,8 @@ pub struct FarEnds {
     pub to_dsps: mpsc::Sender<Element>,
     /// Drains the service's `outbound`.
     pub from_dsps: mpsc::Receiver<Element>,
+    /// Publishes the link's state.
+    pub status: watch::Sender<LinkStatus>,
 }
 
 /// A connected pair of link channels, bounded by [`INBOUND_QUEUE`] and
@@ -177,9 +192,18 @@ pub struct FarEnds {
 pub fn link_channels() -> (LinkEnds, FarEnds) {
     let (to_dsps, inbound) = mpsc::channel(INBOUND_QUEUE);
     let (outbound, from_dsps) = mpsc::channel(OUTBOUND_QUEUE);
+    let (status_tx, status) = watch::channel(LinkStatus::default());
     (
-        LinkEnds { inbound, outbound },
-        FarEnds { to_dsps, from_dsps },
+        LinkEnds {
+            inbound,
+            outbound,
+            status,
+        },
+        FarEnds {
+            to_dsps,
+            from_dsps,
+            status: status_tx,
+        },
     )
 }
 
@@ -220,6 +244,7 @@ impl Drain {
 pub async fn run_with_listener(
     config: Config,
     listener: impl Into<Transports>,
+    hooks: Hooks,
     shutdown: impl Future<Output = ()>,
 ) {
     let (ends, far) = link_channels();
@@ -234,21 +259,20 @@ pub async fn run_with_listener(
             ..ReaderLimits::default()
         },
     };
-    let (state_tx, state_rx) = watch::channel(LinkState::Connecting { attempt: 1 });
     // Both return at once unless systemd started us (NOTIFY_SOCKET, WATCHDOG_USEC).
-    let reporter = tokio::spawn(crate::systemd::report_link(state_rx));
+    let reporter = tokio::spawn(crate::systemd::report_link(far.status.subscribe()));
     let watchdog = tokio::spawn(crate::systemd::watchdog());
     let mut link = tokio::spawn(link::run(
         link_cfg,
         far.to_dsps,
         far.from_dsps,
         stop_rx,
-        state_tx,
+        far.status,
     ));
     let Stopped {
         link_deadline,
         mut inbound,
-    } = run_with_link(config, listener, ends, shutdown).await;
+    } = run_with_link_hooks(config, listener, ends, hooks, shutdown).await;
     // `outbound` is closed now: the link sends what is still queued (the drop
     // notices), closes the XMPP stream and returns. Past the deadline it is told
     // to stop, and then abandoned.
@@ -289,6 +313,20 @@ pub async fn run_with_link(
     link: LinkEnds,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
+    run_with_link_hooks(config, listener, link, Hooks::default(), shutdown).await
+}
+
+/// [`run_with_link`] with what the binary hands over (`hooks`).
+pub async fn run_with_link_hooks(
+    config: Config,
+    listener: impl Into<Transports>,
+    link: LinkEnds,
+    hooks: Hooks,
+    shutdown: impl Future<Output = ()>,
+) -> Stopped {
+    let Hooks {
+        log: mut log_control,
+    } = hooks;
     let transports = listener.into();
     let features = transports.features();
     let Transports {
@@ -306,6 +344,7 @@ pub async fn run_with_link(
     let LinkEnds {
         inbound: mut in_rx,
         outbound: out_tx,
+        status: mut link_status,
     } = link;
     // Turns true on the first signal: the listener stops, handshakes are abandoned
     // and every relay connection stops reading.
@@ -366,6 +405,12 @@ pub async fn run_with_link(
         limits: config.limits,
         max_stanza_size: config.component.max_stanza_size,
         relay_policy: config.relay.policy.clone(),
+        admins: config.admins.clone(),
+        started: Now {
+            mono: Instant::now().into_std(),
+            unix: unix_now(),
+        },
+        log_filter: log_control.as_ref().map(|l| l.current().to_string()),
     });
     let mut relays = RelayDispatch::new(queue_capacity).with_dialer(dialer);
     // Closed connections' memory goes back to the system, not just to the heap.
@@ -451,8 +496,26 @@ pub async fn run_with_link(
             mono: Instant::now().into_std(),
             unix: unix_now(),
         };
+        // The link publishes before it forwards a stanza, so whatever this input
+        // is sees the link as it is.
+        if link_status.has_changed().unwrap_or(false) {
+            let status = link_status.borrow_and_update().clone();
+            registry.handle(Input::Link(status), now);
+        }
         for action in registry.handle(input, now) {
-            stanzas.extend(relays.apply(action));
+            match action {
+                Action::SetLogFilter(filter) => match log_control.as_mut() {
+                    Some(l) => {
+                        if let Err(e) = l.set(&filter) {
+                            warn!("log filter {filter:?} not applied: {e}");
+                        }
+                    }
+                    None => {
+                        warn!("log filter {filter:?} asked for, but this process cannot change it")
+                    }
+                },
+                action => stanzas.extend(relays.apply(action)),
+            }
         }
         send(stanzas);
     };

@@ -15,7 +15,7 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::xmpp::link_state::LinkState;
+use crate::core::link_status::{LinkState, LinkStatus};
 
 /// Whether a failed notification was logged already (one line, not one per change).
 static WARNED: AtomicBool = AtomicBool::new(false);
@@ -42,13 +42,13 @@ pub fn notices(state: &LinkState, ready_sent: bool) -> (bool, String) {
 /// Reports every change of the component link until it closes: `READY=1` the
 /// first time it is online, `STATUS=` each time. Returns at once without
 /// `NOTIFY_SOCKET`.
-pub async fn report_link(mut state: watch::Receiver<LinkState>) {
+pub async fn report_link(mut link: watch::Receiver<LinkStatus>) {
     if !enabled() {
         return;
     }
     let mut ready_sent = false;
     loop {
-        let current = state.borrow_and_update().clone();
+        let current = link.borrow_and_update().state.clone();
         let (ready, status) = notices(&current, ready_sent);
         if ready {
             debug!("telling systemd we are ready");
@@ -57,7 +57,7 @@ pub async fn report_link(mut state: watch::Receiver<LinkState>) {
         } else {
             send(&[NotifyState::Status(&status)]);
         }
-        if current == LinkState::Closed || state.changed().await.is_err() {
+        if current == LinkState::Closed || link.changed().await.is_err() {
             return;
         }
     }

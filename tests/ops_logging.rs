@@ -1,7 +1,8 @@
 //! What an operator reads in the log, from the real binary: the JSON format (every
 //! line an object carrying the event's fields, with the lifecycle lines of a real
 //! transfer: stream created, peer joined, peer dropped with its reason, stream
-//! ended with its bytes and duration), `ip_addresses = false` (no address of a
+//! ended with its bytes and duration; the filter an admin sets at run time
+//! applies to it), `ip_addresses = false` (no address of a
 //! session that handshakes appears anywhere in the log), and the start-up warning
 //! about an advertised relay host in loopback or private space.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use common::blocks::read_payload;
 use common::c2s::{within, STEP};
 use common::dsps::{Component, Dsps};
-use common::scenario::{create_and_invite, Rig, DOMAIN};
+use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
 use dsps::proto::query::{CreateRequest, Role};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -141,6 +142,51 @@ async fn json_lines_parse_and_carry_the_lifecycle_fields() {
         "{}",
         attached[0]
     );
+}
+
+/// `ops` switches the log filter with the admin command "Set log level" (the
+/// filled form in the first request); the result comes after the filter applies.
+async fn set_filter(ops: &Peer, filter: &str) {
+    let payload: minidom::Element = format!(
+        "<command xmlns='http://jabber.org/protocol/commands' node='set-log-level' \
+         action='complete'><x xmlns='jabber:x:data' type='submit'><field var='filter'>\
+         <value>{filter}</value></field></x></command>"
+    )
+    .parse()
+    .expect("test XML is well-formed");
+    let reply = ops.ask("set", DOMAIN, payload).await;
+    let status = reply
+        .get_child("command", "http://jabber.org/protocol/commands")
+        .and_then(|c| c.attr("status"));
+    assert_eq!(status, Some("completed"), "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_lines_follow_the_filter_an_admin_sets() {
+    let rig = Rig::start(
+        SECRET,
+        &["ops", "alice"],
+        "[log]\nformat = \"json\"\n[admin]\njids = [\"ops@localhost\"]\n",
+    );
+    let [ops, alice] = rig.peers(["ops", "alice"]).await;
+    set_filter(&ops, "warn").await;
+    alice.create(&CreateRequest::default()).await;
+    set_filter(&ops, "info").await;
+    alice.create(&CreateRequest::default()).await;
+    rig.dsps
+        .wait_for_log_async("\"message\":\"stream created\"", STEP)
+        .await;
+    let lines = json_lines(&rig.dsps.log());
+    assert_eq!(
+        with_message(&lines, "stream created").len(),
+        1,
+        "only the create after the switch back to info is logged"
+    );
+    // Each change is logged before it applies: the one to warn passes, the one
+    // back to info is filtered out by warn.
+    let changes = with_message(&lines, "admin command: log filter changed");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["to"], "warn");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,15 @@ pub(super) struct File {
     pub limits: Limits,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub admin: FileAdmin,
+}
+
+/// `[admin]`: who may run the XEP-0050 admin commands.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub(super) struct FileAdmin {
+    pub jids: Vec<String>,
 }
 
 /// `[component]`. `Debug` is written by hand so that the secret never reaches a log.

@@ -30,9 +30,12 @@ pub struct Config {
     pub limits: Limits,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[admin] jids`: the bare JIDs (lower case) that may run the ad-hoc admin commands.
+    pub admins: Vec<String>,
 }
 
-/// `[log]`: how log lines are written (the level is `RUST_LOG`'s).
+/// `[log]`: how log lines are written (the level is `RUST_LOG`'s at start; the admin
+/// command "Set log level" changes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, expecting = "a table")]
 pub struct LogConfig {

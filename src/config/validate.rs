@@ -52,6 +52,7 @@ pub(super) fn validate(
         timeouts,
         limits: file.limits,
         log: file.log,
+        admins: admin_jids(&file.admin.jids)?,
     };
     Ok((config, source))
 }
@@ -137,6 +138,29 @@ fn check_limits(limits: &Limits, max_stanza_size: usize) -> Result<(), ConfigErr
         ));
     }
     Ok(())
+}
+
+/// `[admin] jids`: each a bare JID (the XMPP server stamps `from`, and dsps compares
+/// its bare part), kept in lower case since the domain and, in practice, the
+/// localpart are compared without case.
+fn admin_jids(jids: &[String]) -> Result<Vec<String>, ConfigError> {
+    jids.iter()
+        .enumerate()
+        .map(|(i, jid)| {
+            let key = format!("admin.jids[{i}]");
+            match xmpp_parsers::jid::Jid::new(jid) {
+                Ok(j) if j.resource().is_none() => Ok(jid.to_lowercase()),
+                Ok(_) => Err(ConfigError::invalid(
+                    &key,
+                    format!("{jid:?} has a resource; give the bare JID"),
+                )),
+                Err(e) => Err(ConfigError::invalid(
+                    &key,
+                    format!("invalid JID {jid:?}: {e}"),
+                )),
+            }
+        })
+        .collect()
 }
 
 fn in_range(value: usize, range: Range<usize>, key: &str) -> Result<usize, ConfigError> {

@@ -1,14 +1,18 @@
-//! Answers about the service itself on the bare DSPS JID: XEP-0030 disco#info,
-//! XEP-0199 ping and XEP-0092 version (PROFILE 22).
+//! Answers about the service itself on the bare DSPS JID: XEP-0030 disco#info
+//! (without a node; nodes and disco#items are `registry::discovery`'s), XEP-0199
+//! ping and XEP-0092 version (PROFILE 22).
 
 use minidom::Element;
 
 use super::registry::Settings;
+use crate::proto::adhoc::NS_COMMANDS;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::xml::{attr, NS_DSPS};
 
 /// XEP-0030 info namespace.
 pub const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// XEP-0030 items namespace.
+pub const NS_DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 /// XEP-0199 namespace.
 pub const NS_PING: &str = "urn:xmpp:ping";
 /// XEP-0092 namespace.
@@ -38,8 +42,11 @@ pub fn answer(iq: &Iq, payload: &Element, settings: &Settings) -> Option<Iq> {
             SERVICE_NAME,
         )
         .build();
-        let features = [NS_DISCO_INFO, NS_DSPS, NS_PING, NS_VERSION]
+        // Commands are advertised only when someone may run them ([admin] jids).
+        let commands = (!settings.admins.is_empty()).then_some(NS_COMMANDS);
+        let features = [NS_DISCO_INFO, NS_DISCO_ITEMS, NS_DSPS, NS_PING, NS_VERSION]
             .into_iter()
+            .chain(commands)
             .map(|v| attr(Element::builder("feature", NS_DISCO_INFO), "var", v).build());
         let q = Element::builder("query", NS_DISCO_INFO)
             .append(identity)

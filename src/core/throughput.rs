@@ -59,7 +59,8 @@ pub struct ThroughputMeter {
     slots: VecDeque<(u64, u64)>,
     /// Since when a transfer has been held up without being recorded, if one is.
     pending: Option<Instant>,
-    /// Every byte recorded, for the stream's totals (not part of the averages).
+    /// Every byte recorded (not part of the averages): the operator's stream
+    /// listing reads it, the "stream ended" line takes it ([`Self::take_total`]).
     total: u64,
 }
 
@@ -134,7 +135,8 @@ impl ThroughputMeter {
         self.pending = since;
     }
 
-    /// Bytes recorded since the meter was made or last [`Self::take_total`].
+    /// Bytes recorded since the meter was made or last [`Self::take_total`] (a
+    /// connection's meter: what that connection has moved).
     pub fn total(&self) -> u64 {
         self.total
     }
@@ -300,6 +302,18 @@ mod tests {
         assert_eq!(meter.averages(base), [0.0; 5]);
         assert_eq!(meter.transfer_secs(base), 0);
         assert_eq!(meter.format(base), "0B/0B/0B/0B/0B");
+        assert_eq!(meter.total(), 0);
+    }
+
+    #[test]
+    fn the_total_counts_every_byte_however_old() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        meter.record(1000, base);
+        meter.record_span(5000, at(base, 500), at(base, 4500));
+        // Long after the averages have forgotten them.
+        meter.record(1, at(base, 60_000));
+        assert_eq!(meter.total(), 6001);
     }
 
     #[test]

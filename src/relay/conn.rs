@@ -149,7 +149,9 @@ pub async fn serve(
     let mut buf = BytesMut::with_capacity(HANDSHAKE_BUF);
     let (control, mut control_rx) = mpsc::channel(8);
     let mut stop = drain.clone();
-    let setup = async {
+    // In its own allocation, freed once the handshake is over: the task an idle
+    // peer keeps is then no bigger than its data phase.
+    let setup = Box::pin(async {
         let (mut io, first) = preamble::open(entry, tcp, &mut buf, settings.tls.as_ref()).await?;
         let attached = handshake(
             conn,
@@ -163,7 +165,7 @@ pub async fn serve(
         )
         .await?;
         Ok::<_, String>((io, attached))
-    };
+    });
     // Biased: a handshake the registry has just completed (its Attach is waiting in
     // the channel) goes on to the data phase, where a drain delivers its queue,
     // rather than being abandoned by a signal that arrived at the same moment.

@@ -210,6 +210,8 @@ impl RelayDispatch {
                 }
                 vec![]
             }
+            // The service applies it; nothing of the relay's.
+            Action::SetLogFilter(_) => vec![],
         }
     }
 

@@ -4,10 +4,12 @@
 //! so the queue's bound covers what is in flight too.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::io::IoSlice;
+use std::pin::Pin;
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 
 use super::queue::Queued;
 
@@ -64,15 +66,19 @@ impl Outbox {
         &mut self,
         wr: &mut W,
     ) -> std::io::Result<usize> {
-        let n = {
+        // The slices are built on the stack at each poll, not kept in the future:
+        // every idle connection holds this future, so its size is memory per peer.
+        let segments = &self.segments;
+        let n = poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS_PER_WRITE];
             let mut count = 0;
-            for (slot, seg) in slices.iter_mut().zip(self.segments.iter()) {
+            for (slot, seg) in slices.iter_mut().zip(segments.iter()) {
                 *slot = IoSlice::new(seg);
                 count += 1;
             }
-            wr.write_vectored(&slices[..count]).await?
-        };
+            Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?;
         self.consume(n);
         Ok(n)
     }

@@ -10,7 +10,8 @@
 //! every tree we touch is shallow.
 //!
 //! What arrives goes to the service over `inbound`; what the service sends comes
-//! over `outbound`. While the link is down, outbound stanzas wait in that bounded
+//! over `outbound`; every change of the link's state goes out on a `watch` of
+//! [`LinkStatus`]. While the link is down, outbound stanzas wait in that bounded
 //! channel. A stanza past a reader bound is answered here (an iq get/set gets a
 //! 400 naming the bound) or dropped with one log line; the link stays up.
 
@@ -23,9 +24,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use xmpp_parsers::component::Handshake;
 
-use super::link_state::LinkState;
 use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead};
 use super::stream::{header, StreamDown, XmlConn};
+use crate::core::link_status::{LinkState, LinkStatus};
 use crate::logging::redact;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
@@ -149,25 +150,26 @@ async fn close_politely(link: &mut Link) -> bool {
 
 /// Keeps the link up until `shutdown` turns true: logs in, forwards stanzas both
 /// ways, and reconnects with exponential backoff, logging every attempt. Every
-/// change is published on `state` ([`LinkState`]), ending with `Closed`.
+/// change is published on `status` ([`LinkStatus`]), ending with `Closed`.
 pub async fn run(
     cfg: LinkConfig,
     inbound: mpsc::Sender<Element>,
     mut outbound: mpsc::Receiver<Element>,
     mut shutdown: watch::Receiver<bool>,
-    state: watch::Sender<LinkState>,
+    status: watch::Sender<LinkStatus>,
 ) {
+    let publish = |state: LinkState| status.send_modify(|s| s.enter(state, unix_now()));
     let mut backoff = MIN_BACKOFF;
     let mut attempt: u64 = 0;
     let server = redact::authority(&cfg.server);
     loop {
         attempt += 1;
         info!(%server, domain = %cfg.domain, attempt, "connecting to XMPP server");
-        state.send_replace(LinkState::Connecting { attempt });
+        publish(LinkState::Connecting { attempt });
         let why = match login(&cfg).await {
             Ok(mut link) => {
                 info!(%server, domain = %cfg.domain, "component online");
-                state.send_replace(LinkState::Online);
+                publish(LinkState::Online);
                 backoff = MIN_BACKOFF;
                 attempt = 0;
                 match serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await {
@@ -178,7 +180,7 @@ pub async fn run(
                             Ok(true) => info!("component link closed"),
                             _ => warn!("component link closed without the server's footer; stanzas still in flight may be lost"),
                         }
-                        state.send_replace(LinkState::Closed);
+                        publish(LinkState::Closed);
                         return;
                     }
                     Err(why) => {
@@ -192,7 +194,7 @@ pub async fn run(
                 e.to_string()
             }
         };
-        state.send_replace(LinkState::Down {
+        publish(LinkState::Down {
             attempt,
             why,
             retry_in: backoff,
@@ -200,12 +202,18 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = crate::service::stopped(&mut shutdown) => {
-                state.send_replace(LinkState::Closed);
+                publish(LinkState::Closed);
                 return;
             }
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The answer to a stanza the reader refused: an error for an iq request

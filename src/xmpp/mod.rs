@@ -3,6 +3,5 @@
 //! component link to the XMPP server.
 pub mod dial;
 pub mod link;
-pub mod link_state;
 pub mod reader;
 pub mod stream;

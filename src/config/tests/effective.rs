@@ -62,6 +62,7 @@ fn every_key_is_shown_with_defaults_filled_in() {
         "limits.reply_bytes_per_second_total",
         "log.format",
         "log.ip_addresses",
+        "admin.jids",
     ]
     .map(String::from)
     .to_vec();

@@ -286,3 +286,22 @@ fn load_resolves_relative_paths_from_the_files_directory() {
     assert_eq!(tls.key, dir.path().join("key.pem"));
     assert_eq!(config.component.secret, "from-file");
 }
+
+#[test]
+fn admin_jids_are_bare_jids_read_in_lower_case() {
+    assert!(Config::parse(MINIMAL).unwrap().admins.is_empty());
+    let text = format!("{MINIMAL}[admin]\njids = [\"Ops@Example.org\", \"root@x\"]\n");
+    assert_eq!(
+        Config::parse(&text).unwrap().admins,
+        ["ops@example.org", "root@x"]
+    );
+    assert_eq!(
+        err(&format!(
+            "{MINIMAL}[admin]\njids = [\"a@b\", \"ops@x/laptop\"]\n"
+        )),
+        "admin.jids[1]: \"ops@x/laptop\" has a resource; give the bare JID"
+    );
+    assert!(err(&format!("{MINIMAL}[admin]\njids = [\"@x\"]\n"))
+        .starts_with("admin.jids[0]: invalid JID \"@x\""));
+    assert!(err(&format!("{MINIMAL}[admin]\njid = []\n")).contains("admin.jid"));
+}

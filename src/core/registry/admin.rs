@@ -188,7 +188,7 @@ impl Registry {
     }
 
     /// Seats named by a drop: the exact JID, or every seat of a bare JID.
-    fn find_seats(&self, sid: StreamId, jid: &str) -> Vec<u32> {
+    pub(super) fn find_seats(&self, sid: StreamId, jid: &str) -> Vec<u32> {
         let Some(stream) = self.streams.get(&sid) else {
             return Vec::new();
         };

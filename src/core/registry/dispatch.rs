@@ -5,6 +5,9 @@
 //! addressed to us are answers to our own invitations (XEP "Invitation reply") or
 //! joins of a public stream, or the creator's half of a relay key exchange.
 //!
+//! On the bare JID, XEP-0030 and XEP-0050 payloads go to `discovery`, `commands`
+//! and `core::info` before anything is read as a DSPS query.
+//!
 //! It decides only where a stanza goes, never what it changes.
 
 use minidom::Element;
@@ -13,6 +16,7 @@ use tracing::debug;
 use super::seat::Addr;
 use super::{Now, Out, Registry, StreamId};
 use crate::core::info;
+use crate::proto::adhoc::NS_COMMANDS;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{bare, resource, Iq, IqKind};
 use crate::proto::limits::QueryLimits;
@@ -79,6 +83,17 @@ impl Registry {
         let Some(payload) = iq.payload.as_ref() else {
             return Self::reply_error(out, iq, DspsError::BadRequest, Some("empty iq"));
         };
+        if iq.kind == IqKind::Get && payload.is("query", info::NS_DISCO_ITEMS) {
+            return self.on_disco_items(iq, payload, out);
+        }
+        if iq.kind == IqKind::Get && payload.is("query", info::NS_DISCO_INFO) {
+            if let Some(node) = payload.attr("node").filter(|n| !n.is_empty()) {
+                return self.on_disco_info_node(iq, node, out);
+            }
+        }
+        if payload.is("command", NS_COMMANDS) {
+            return self.on_command(iq, payload, now, out);
+        }
         if let Some(reply) = info::answer(iq, payload, &self.settings) {
             return Self::send(out, reply);
         }

@@ -75,24 +75,43 @@ impl Registry {
 
     /// XEP "Stream shutdown": what masters sent is delivered to connected slaves
     /// (RelayDrain), then every remaining peer is dropped and the stream forgotten.
-    pub(super) fn shutdown_stream(&mut self, sid: StreamId, _now: Now, out: &mut Out) {
+    pub(super) fn shutdown_stream(&mut self, sid: StreamId, now: Now, out: &mut Out) {
+        let why = if self.draining {
+            "the service is stopping"
+        } else {
+            "the stream ended: no master left"
+        };
+        self.shutdown_stream_with(sid, &[], why, now, out);
+    }
+
+    /// [`Self::shutdown_stream`] with `comments` in every drop notice (an operator's
+    /// reason) and `why` in every "peer dropped" line.
+    pub(super) fn shutdown_stream_with(
+        &mut self,
+        sid: StreamId,
+        comments: &[Element],
+        why: &str,
+        _now: Now,
+        out: &mut Out,
+    ) {
         let Some(stream) = self.streams.remove(&sid) else {
             return;
         };
         if let Some(r) = &stream.public_resource {
             self.resources.remove(r);
         }
-        let why = if self.draining {
-            "the service is stopping"
-        } else {
-            "the stream ended: no master left"
-        };
         for s in stream.seats.values() {
             info!(stream = sid, peer = %s.jid, role = s.kind().as_str(), status = s.who_status(), why, "peer dropped");
             let notice = s.peer_jid(&self.settings.domain).map(|from| {
                 let id = self.new_iq_id("dsps");
-                Iq::request(IqKind::Set, &id, &from, &s.jid, query::drop_notice(&[]))
-                    .to_element(NS_COMPONENT)
+                Iq::request(
+                    IqKind::Set,
+                    &id,
+                    &from,
+                    &s.jid,
+                    query::drop_notice(comments),
+                )
+                .to_element(NS_COMPONENT)
             });
             match (s.state_conn(), notice) {
                 (Some((conn, true)), notice) if notice.is_some() || s.link.is_some() => {

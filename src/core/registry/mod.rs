@@ -24,15 +24,27 @@
 //! - `lifecycle`: dropping a peer, "Stream shutdown", and the `expire`/`wait` timers.
 //! - `outbound`: relay chains this DSPS dials ("Stream Creation/Relay", "DSPS relay
 //!   setup"): the dial, the key exchange through the creator's client, reconnects.
+//! - `discovery`: XEP-0030 disco#items (the public streams, the command list) and
+//!   disco#info on the command nodes.
+//! - `operator`: what operators may ask of the registry: stream summaries, counts,
+//!   dropping a peer or a stream.
+//! - `commands` (with the forms in `command_forms`): the XEP-0050 admin commands,
+//!   the thin adapter from the wire to `operator`.
 
 mod admin;
+mod command_forms;
+mod commands;
 mod create;
+mod discovery;
 mod dispatch;
 mod handshake;
 mod lifecycle;
 mod listing;
+mod operator;
 mod outbound;
 mod seat;
+
+pub use operator::{Counts, OperatorError, PeerSummary, StreamSummary};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +53,8 @@ use std::time::{Duration, Instant};
 use minidom::Element;
 
 use self::seat::{Addr, ConnState, DspsStream, Seat};
+use super::command_sessions::Sessions;
+use super::link_status::LinkStatus;
 use super::throughput::{ThroughputMeter, ThroughputSnapshot};
 use super::timers::Timers;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
@@ -115,6 +129,13 @@ pub struct Settings {
     pub max_stanza_size: usize,
     /// Where relay chains may dial (`[relay] allow_targets`, `[relay.targets]`).
     pub relay_policy: RelayPolicy,
+    /// `[admin] jids`: bare JIDs, lower case, that may run the admin commands.
+    pub admins: Vec<String>,
+    /// When the service started, for uptime.
+    pub started: Now,
+    /// The log filter in force at start, when the binary can change it at run
+    /// time (`None`: the "Set log level" command is not offered).
+    pub log_filter: Option<String>,
 }
 
 /// Relay connections this DSPS dials are numbered from here up, so they never
@@ -163,6 +184,8 @@ pub enum Input {
     },
     /// Deadlines may be due.
     Tick,
+    /// The component link's state changed (for the operators' "Server info").
+    Link(LinkStatus),
     /// The service is stopping (SIGTERM/SIGINT): end every stream as "Stream
     /// shutdown" does, and refuse new streams and handshakes from now on.
     Shutdown,
@@ -252,6 +275,9 @@ pub enum Action {
         /// When it was created, for the "stream ended" log line.
         started: Instant,
     },
+    /// An operator changed the log filter to this (already checked by
+    /// `core::log_filter::check`): the binary applies it.
+    SetLogFilter(String),
 }
 
 /// The whole DSPS state.
@@ -271,6 +297,12 @@ pub struct Registry {
     next_iq: u64,
     /// Set by [`Input::Shutdown`]: no new streams or handshakes.
     draining: bool,
+    /// The component link as last reported.
+    link: LinkStatus,
+    /// The log filter in force, if it can be changed.
+    log_filter: Option<String>,
+    /// Admin command sessions waiting for their form.
+    sessions: Sessions,
 }
 
 /// The current time, monotonic for deadlines and wall-clock for `init`.
@@ -292,6 +324,9 @@ impl Registry {
     /// An empty registry.
     pub fn new(settings: Settings) -> Registry {
         Registry {
+            log_filter: settings.log_filter.clone(),
+            link: LinkStatus::default(),
+            sessions: Sessions::default(),
             settings,
             streams: HashMap::new(),
             resources: HashMap::new(),
@@ -341,6 +376,7 @@ impl Registry {
             }
             Input::RelayUnreachable { conn, why } => self.on_unreachable(conn, &why, now, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
+            Input::Link(status) => self.link = status,
             Input::Shutdown => self.shutdown_all(now, &mut out),
         }
         out

@@ -12,6 +12,7 @@ use crate::proto::query::{
 use crate::proto::xml::{get_attr, NS_STANZAS};
 
 mod limits;
+mod operator;
 mod relay;
 
 const DOMAIN: &str = "dsps.localhost";
@@ -41,6 +42,12 @@ fn settings() -> Settings {
         limits: crate::config::Limits::default(),
         max_stanza_size: crate::config::DEFAULT_MAX_STANZA_SIZE,
         relay_policy: crate::core::relay_policy::RelayPolicy::default(),
+        admins: Vec::new(),
+        started: Now {
+            mono: Instant::now(),
+            unix: UNIX0,
+        },
+        log_filter: None,
     }
 }
 
