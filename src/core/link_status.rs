@@ -40,8 +40,8 @@ impl LinkState {
 }
 
 impl fmt::Display for LinkState {
-    /// One line for `systemctl status`, e.g. `component link down (attempt 3): …;
-    /// retrying in 2s`.
+    /// One line for `systemctl status`, e.g. `component login failed (attempt 3):
+    /// …; retrying in 2.00s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkState::Connecting { attempt } => {
@@ -125,7 +125,7 @@ impl LinkStatus {
         }
     }
 
-    /// One line for people: `online since 1700000000 (2 logins)`.
+    /// One line for "Server info": `online since 1700000000, 2 logins`.
     pub fn describe(&self) -> String {
         let state = if self.is_online() {
             "online"
