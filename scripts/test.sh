@@ -2,7 +2,8 @@
 # Runs every check CI runs: formatting, clippy (warnings are errors), all tests
 # including the ones against a real Prosody, and the doctests.
 #
-# Installs Prosody (apt-get) and the rustfmt/clippy components when they are missing.
+# Installs Prosody and systemd-analyze (apt-get) and the rustfmt/clippy components when
+# they are missing.
 # The XMPP integration tests start their own private Prosody on loopback ports; no
 # system-wide Prosody configuration is touched.
 set -euo pipefail
@@ -14,6 +15,8 @@ LIB_NAME=test.sh
 ensure_cargo
 ensure_cargo_tools
 ensure_prosody
+# tests/ops_systemd.rs checks conf/dsps.service with `systemd-analyze verify`.
+ensure_commands systemd-analyze:systemd
 
 started=$SECONDS
 step() {

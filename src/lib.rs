@@ -25,27 +25,36 @@
 //!   minthroughput measure), `ids` (resources and keys), `admission` (the relay
 //!   port's limits per source address and the refusal tally), `reply_budget`
 //!   (bytes of replies per account and in all), `command_sessions` (open XEP-0050
-//!   forms), `link_status` (the component link as operators see it) and
+//!   forms), `link_status` (the component link's state, for "Server info" and
+//!   systemd's status and readiness) and
 //!   `log_filter` (which log filters an operator may switch to).
 //! - [`xmpp`]: XML streams — `reader` (pure: bytes to stanzas within depth, size
 //!   and element bounds, nothing built past them), `stream` (one XML stream over
 //!   any transport, used by the link and the c2s client), `dial` (resolve
 //!   `component.server` and connect), `link` (the component link: login,
-//!   keepalive, reconnect, answers to refused stanzas).
+//!   keepalive, reconnect, answers to refused stanzas; it publishes
+//!   `core::link_status`).
 //! - [`relay`]: the async relay port — `listener` (the relay port and the `[http]`
 //!   listener), `gate` (admission shared with the connections), `preamble` (the
 //!   HTTP request and `starttls` before the handshake), `tls` (`[tls]` loading),
+//!   `tls_reload` (the certificate SIGHUP replaces), `advertise` (the start-up
+//!   check of `relay.host`), `ledger` (each stream's bytes for its "stream ended"
+//!   line),
 //!   `conn` (handshake + data phase + drain), `plane` (who receives whose blocks),
 //!   `dispatch` (carries out the registry's relay actions in the right order).
 //! - [`service`]: wiring and the graceful drain; `service::run(config, shutdown)`
-//!   is the entry point (`run_with_hooks` also takes what the binary hands over,
-//!   such as the log filter), `service::run_with_link` runs it with channels in place
-//!   of the component link (relay tests without an XMPP server).
+//!   is the entry point (`prepare` then `run_prepared` for the binary, which also
+//!   keeps the TLS reloader and hands over `Hooks` such as the log filter),
+//!   `service::run_with_link` runs it with channels in place of the component link
+//!   (relay tests without an XMPP server).
 //! - [`client`]: the client library (XMPP c2s client, DSPS session helpers, the
 //!   connection methods in `transport`, requests by stream JID, file metadata),
 //!   used by the `dsps-client` binary (`src/bin/dsps-client/`).
 //! - [`maybe_tls`]: a TCP connection that may have been upgraded to TLS.
-//! - [`log_control`]: the running process's log filter, changed by an admin command.
+//! - [`logging`]: the log's format (`[log]`), the hiding of IP addresses
+//!   (`logging::redact`) and the running process's filter, changed by an admin
+//!   command (`logging::control`).
+//! - [`systemd`]: `Type=notify` readiness, status and watchdog notifications.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 //! - [`memory`]: gives the memory of closed connections back to the system.
 //!
@@ -56,12 +65,13 @@ pub mod certgen;
 pub mod client;
 pub mod config;
 pub mod core;
-pub mod log_control;
+pub mod logging;
 pub mod maybe_tls;
 pub mod memory;
 pub mod proto;
 pub mod relay;
 pub mod service;
+pub mod systemd;
 pub mod xmpp;
 
 pub use service::run;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use dsps::logging::control::LogControl;
+use dsps::relay::listener::Transports;
+use dsps::relay::tls_reload::TlsReloader;
 
 /// XEP-0037 Data Stream Proxy Service: an XMPP component that relays byte streams.
 #[derive(Parser, Debug)]
@@ -75,19 +77,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let initial_filter = filter.to_string();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .with_filter_reloading();
-    // Operators change the filter at run time with the "Set log level" command.
-    let reload = subscriber.reload_handle();
-    subscriber.init();
-    let log = dsps::log_control::LogControl::new(initial_filter, move |f| {
-        reload.reload(f).map_err(|e| e.to_string())
-    });
+    // `None` only if a subscriber was installed already; then the admin
+    // command "Set log level" is not offered.
+    let log = dsps::logging::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -95,7 +87,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(run_until_signalled(config, log)) {
+    match runtime.block_on(serve(config, log)) {
         Ok(()) => ExitCode::SUCCESS,
         // Unusable [tls] files are a configuration problem, found before binding.
         Err(e @ dsps::service::RunError::Tls(_)) => {
@@ -163,16 +155,54 @@ fn gen_cert(out: &std::path::Path, names: &[String], force: bool) -> ExitCode {
     }
 }
 
+/// Loads `[tls]` and binds the ports, then runs until signalled; SIGHUP reloads
+/// the `[tls]` certificate meanwhile.
+async fn serve(
+    config: dsps::config::Config,
+    log: Option<LogControl>,
+) -> Result<(), dsps::service::RunError> {
+    // Before anything else: SIGHUP's default action would end the process, and a
+    // `systemctl reload` may come at any time.
+    let hangups = Hangups::new();
+    let (transports, reloader) = dsps::service::prepare(&config).await?;
+    tokio::spawn(reload_on_hangup(hangups, reloader));
+    run_until_signalled(config, transports, dsps::service::Hooks { log }).await;
+    Ok(())
+}
+
+/// Each SIGHUP reloads the `[tls]` certificate and key for new connections
+/// (established ones keep theirs); a broken file keeps the old pair and logs one
+/// error line.
+async fn reload_on_hangup(mut hangups: Hangups, reloader: Option<TlsReloader>) {
+    while hangups.next().await {
+        match &reloader {
+            None => tracing::info!("SIGHUP: nothing to reload ([tls] is not configured)"),
+            Some(r) => match r.reload() {
+                Ok(()) => tracing::info!(
+                    cert = %r.files().cert.display(),
+                    "SIGHUP: TLS certificate reloaded; new connections get it"
+                ),
+                Err(e) => {
+                    tracing::error!(
+                        "SIGHUP: TLS reload failed, keeping the previous certificate: {e}"
+                    )
+                }
+            },
+        }
+    }
+}
+
 /// Runs the service; the first SIGINT/SIGTERM starts the graceful drain, a second
 /// one exits at once with 128 + the signal's number (130 or 143).
 async fn run_until_signalled(
     config: dsps::config::Config,
-    log: dsps::log_control::LogControl,
-) -> Result<(), dsps::service::RunError> {
+    transports: Transports,
+    hooks: dsps::service::Hooks,
+) {
     let mut signals = Signals::new();
+    let drain = config.timeouts.drain;
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-    let hooks = dsps::service::Hooks { log: Some(log) };
-    let service = dsps::service::run_with_hooks(config, hooks, async {
+    let service = dsps::service::run_prepared(config, transports, hooks, async {
         let _ = first_rx.await;
     });
     tokio::pin!(service);
@@ -181,6 +211,10 @@ async fn run_until_signalled(
         n = signals.next() => n,
     };
     tracing::info!(signal = signo, "stopping; a second signal exits at once");
+    dsps::systemd::stopping(&format!(
+        "stopping: draining the relay (at most {} ms)",
+        drain.as_millis()
+    ));
     let _ = first_tx.send(());
     tokio::select! {
         r = service => r,
@@ -188,6 +222,37 @@ async fn run_until_signalled(
             tracing::warn!(signal = n, "second signal: exiting without finishing the drain");
             std::process::exit(128 + n)
         }
+    }
+}
+
+/// SIGHUP, as a stream (never on other platforms).
+struct Hangups {
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let hup = signal(SignalKind::hangup());
+            if let Err(e) = &hup {
+                tracing::warn!("cannot handle SIGHUP ({e}): a reload signal would stop dsps");
+            }
+            Hangups { hup: hup.ok() }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    /// Waits for the next SIGHUP; false if there will be none.
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(h) = &mut self.hup {
+            return h.recv().await.is_some();
+        }
+        false
     }
 }
 

@@ -32,13 +32,16 @@ use crate::core::admission::AdmissionLimits;
 use crate::core::link_status::LinkStatus;
 use crate::core::registry::{Action, Input, Now, Registry, Settings};
 use crate::core::reply_budget::{Rate, ReplyBudget};
-use crate::log_control::LogControl;
+use crate::logging::control::LogControl;
+use crate::logging::redact;
 use crate::proto::outbound;
+use crate::relay::advertise;
 use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener::{self, Transports};
 use crate::relay::outbound::Dialer;
 use crate::relay::tls::{self, TlsError};
+use crate::relay::tls_reload::TlsReloader;
 use crate::xmpp::link::{self, LinkConfig};
 use crate::xmpp::reader::ReaderLimits;
 
@@ -79,11 +82,15 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Loads `[tls]` (first, so a bad file is reported before any port is taken) and
-/// binds the relay port and the `[http]` listener.
-pub async fn prepare(config: &Config) -> Result<Transports, RunError> {
-    let tls = match &config.tls {
-        Some(t) => Some(tls::server_config(t).map_err(RunError::Tls)?),
-        None => None,
+/// binds the relay port and the `[http]` listener. With `[tls]`, also returns
+/// what reloads its certificate (SIGHUP).
+pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>), RunError> {
+    let (tls, reloader) = match &config.tls {
+        Some(t) => {
+            let (tls, reloader) = tls::load(t).map_err(RunError::Tls)?;
+            (Some(tls), Some(reloader))
+        }
+        None => (None, None),
     };
     let addr = config.relay.listen;
     let relay = TcpListener::bind(addr)
@@ -97,7 +104,7 @@ pub async fn prepare(config: &Config) -> Result<Transports, RunError> {
         ),
         None => None,
     };
-    Ok(Transports { relay, http, tls })
+    Ok((Transports { relay, http, tls }, reloader))
 }
 
 /// What the binary may hand the service beyond its configuration.
@@ -107,20 +114,25 @@ pub struct Hooks {
     pub log: Option<LogControl>,
 }
 
-/// Prepares the transports ([`prepare`]) and runs until `shutdown` completes.
+/// Prepares the transports ([`prepare`]) and runs them ([`run_prepared`], without
+/// hooks) until `shutdown` completes. The `[tls]` certificate stays as loaded.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    run_with_hooks(config, Hooks::default(), shutdown).await
+    let (transports, _reloader) = prepare(&config).await?;
+    run_prepared(config, transports, Hooks::default(), shutdown).await;
+    Ok(())
 }
 
-/// [`run`] with what the binary hands over (`hooks`).
-pub async fn run_with_hooks(
+/// Checks the advertised relay host ([`advertise::check`], before the relay port
+/// says it is listening) and runs on `transports` until `shutdown` completes and
+/// the drain is over.
+pub async fn run_prepared(
     config: Config,
+    transports: Transports,
     hooks: Hooks,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), RunError> {
-    let transports = prepare(&config).await?;
+) {
+    advertise::check(&config.relay.host, config.relay.port).await;
     run_with_listener(config, transports, hooks, shutdown).await;
-    Ok(())
 }
 
 /// The reply budget `[limits]` asks for: a burst of two seconds' worth, and room
@@ -150,8 +162,8 @@ fn unix_now() -> u64 {
 }
 
 /// The service's ends of the component link: stanzas from the XMPP server come in
-/// on `inbound`; stanzas for it go out on `outbound`; `status` says whether the
-/// link is up.
+/// on `inbound`; stanzas for it go out on `outbound`; `status` says what the
+/// link is doing.
 #[derive(Debug)]
 pub struct LinkEnds {
     /// Stanzas from the XMPP server.
@@ -159,7 +171,8 @@ pub struct LinkEnds {
     /// Stanzas to the XMPP server. The service drops it when it is done, so the
     /// far end sees the channel close after the last stanza.
     pub outbound: mpsc::Sender<Element>,
-    /// The link's state, for the operators' "Server info".
+    /// The link's state, for the operators' "Server info" (systemd's reporter
+    /// subscribes to the same channel).
     pub status: watch::Receiver<LinkStatus>,
 }
 
@@ -246,6 +259,9 @@ pub async fn run_with_listener(
             ..ReaderLimits::default()
         },
     };
+    // Both return at once unless systemd started us (NOTIFY_SOCKET, WATCHDOG_USEC).
+    let reporter = tokio::spawn(crate::systemd::report_link(far.status.subscribe()));
+    let watchdog = tokio::spawn(crate::systemd::watchdog());
     let mut link = tokio::spawn(link::run(
         link_cfg,
         far.to_dsps,
@@ -280,6 +296,10 @@ pub async fn run_with_listener(
             link.abort();
         }
     }
+    watchdog.abort();
+    // The link published `Closed` (or was aborted, dropping its sender): either
+    // ends the reporter after its last status line.
+    let _ = tokio::time::timeout(LINK_CUT_GRACE, reporter).await;
 }
 
 /// Runs the registry and the relay on `listener` (a bare relay port or
@@ -344,11 +364,11 @@ pub async fn run_with_link_hooks(
         crate::relay::queue::capacity(config.relay.window, config.relay.block_size);
     let (ev_tx, mut ev_rx) = mpsc::channel::<Event>(INBOUND_QUEUE);
     match listener.local_addr() {
-        Ok(a) => info!(relay = %a, "relay port listening"),
+        Ok(a) => info!(relay = %redact::addr(a), "relay port listening"),
         Err(e) => warn!("relay port address unknown: {e}"),
     }
     if let Some(a) = http.as_ref().and_then(|l| l.local_addr().ok()) {
-        info!(http = %a, "HTTP listener listening");
+        info!(http = %redact::addr(a), "HTTP listener listening");
     }
     if relay_settings.tls.is_some() {
         info!("starttls enabled (TLS 1.3 and 1.2)");

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::defaults::{self, *};
-use super::model::{HttpConfig, Limits, TlsConfig};
+use super::model::{HttpConfig, Limits, LogConfig, TlsConfig};
 use super::server_addr::ServerAddr;
 
 /// The whole file.
@@ -33,6 +33,8 @@ pub(super) struct File {
     pub timeouts: FileTimeouts,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub log: LogConfig,
     #[serde(default)]
     pub admin: FileAdmin,
 }

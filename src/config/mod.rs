@@ -33,7 +33,10 @@ use std::path::Path;
 pub use defaults::*;
 pub use effective::MASK;
 pub use error::ConfigError;
-pub use model::{ComponentConfig, Config, HttpConfig, Limits, RelayConfig, Timeouts, TlsConfig};
+pub use model::{
+    ComponentConfig, Config, HttpConfig, Limits, LogConfig, LogFormat, RelayConfig, Timeouts,
+    TlsConfig,
+};
 pub use secret::SecretSource;
 pub use server_addr::ServerAddr;
 

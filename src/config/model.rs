@@ -28,8 +28,41 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `[limits]`.
     pub limits: Limits,
+    /// `[log]`.
+    pub log: LogConfig,
     /// `[admin] jids`: the bare JIDs (lower case) that may run the ad-hoc admin commands.
     pub admins: Vec<String>,
+}
+
+/// `[log]`: how log lines are written (the level is `RUST_LOG`'s at start; the admin
+/// command "Set log level" changes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, expecting = "a table")]
+pub struct LogConfig {
+    /// Text lines or JSON objects (default text).
+    pub format: LogFormat,
+    /// Whether IP addresses appear in clear (default true); false hashes them.
+    pub ip_addresses: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            ip_addresses: true,
+        }
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
 }
 
 /// `[limits]`: bounds on what clients can make the service hold or repeat, so that no

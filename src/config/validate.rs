@@ -51,6 +51,7 @@ pub(super) fn validate(
         tls: file.tls.clone(),
         timeouts,
         limits: file.limits,
+        log: file.log,
         admins: admin_jids(&file.admin.jids)?,
     };
     Ok((config, source))

@@ -64,6 +64,11 @@ impl Source {
             },
         }
     }
+
+    /// The address that stands for the source (an IPv6 /64's first address).
+    pub fn ip(&self) -> IpAddr {
+        self.0
+    }
 }
 
 impl fmt::Display for Source {

@@ -2,7 +2,7 @@
 //! "Set log level"): the `RUST_LOG` syntax of `tracing_subscriber::EnvFilter`,
 //! checked before anything changes.
 //!
-//! Pure: applying the filter is the binary's (see `log_control`).
+//! Pure: applying the filter is the binary's (see `logging::control`).
 //!
 //! One rule on top of `EnvFilter`'s: every directive names a level. A bare word
 //! such as `verbose` is valid `RUST_LOG` (it enables target `verbose` and turns

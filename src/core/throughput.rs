@@ -59,7 +59,8 @@ pub struct ThroughputMeter {
     slots: VecDeque<(u64, u64)>,
     /// Since when a transfer has been held up without being recorded, if one is.
     pending: Option<Instant>,
-    /// Every byte recorded, for the operator's stream listing.
+    /// Every byte recorded (not part of the averages): the operator's stream
+    /// listing reads it, the "stream ended" line takes it ([`Self::take_total`]).
     total: u64,
 }
 
@@ -132,6 +133,17 @@ impl ThroughputMeter {
             self.origin.get_or_insert(since);
         }
         self.pending = since;
+    }
+
+    /// Bytes recorded since the meter was made or last [`Self::take_total`] (a
+    /// connection's meter: what that connection has moved).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The bytes recorded so far, counting from 0 again; the averages are untouched.
+    pub fn take_total(&mut self) -> u64 {
+        std::mem::take(&mut self.total)
     }
 
     /// Since when a transfer has been pending, if one is (see [`Self::set_pending`]).
@@ -238,11 +250,6 @@ impl ThroughputMeter {
     pub fn format(&self, now: Instant) -> String {
         self.snapshot(now).format()
     }
-
-    /// Every byte recorded since the meter was made (one connection's lifetime).
-    pub fn total(&self) -> u64 {
-        self.total
-    }
 }
 
 /// The slot `at` falls in; instants before `origin` fall in slot 0.
@@ -307,6 +314,24 @@ mod tests {
         // Long after the averages have forgotten them.
         meter.record(1, at(base, 60_000));
         assert_eq!(meter.total(), 6001);
+    }
+
+    #[test]
+    fn the_total_counts_every_byte_and_restarts_when_taken() {
+        let base = Instant::now();
+        let mut meter = ThroughputMeter::new();
+        meter.record(1000, base);
+        // Spread over twenty seconds, older slots trimmed: the total keeps them all.
+        meter.record_span(20_000, base, at(base, 20_000));
+        assert_eq!(meter.total(), 21_000);
+        let before = meter.averages(at(base, 20_000));
+        assert_eq!(meter.take_total(), 21_000);
+        assert_eq!(meter.total(), 0);
+        assert_eq!(
+            meter.averages(at(base, 20_000)),
+            before,
+            "averages untouched"
+        );
     }
 
     const MIB: u64 = 1024 * 1024;

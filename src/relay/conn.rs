@@ -28,6 +28,7 @@ use super::plane::Members;
 use super::preamble::{self, Entry, RelayIo};
 use super::queue::QueueRx;
 use crate::core::registry::{ConnId, TrafficSlot};
+use crate::logging::redact;
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
@@ -179,16 +180,20 @@ pub async fn serve(
         _ = crate::service::stopped(&mut stop) => Ok(Err(Abandoned::ShuttingDown)),
     };
     match outcome {
-        Err(_) => warn!(%peer, "relay handshake timed out; closing"),
+        Err(_) => warn!(peer = %redact::addr(peer), "relay handshake timed out; closing"),
         Ok(Err(Abandoned::Evicted)) => {
-            debug!(%peer, "closed to make room for a newer connection from the same source")
+            debug!(peer = %redact::addr(peer), "closed to make room for a newer connection from the same source")
         }
-        Ok(Err(Abandoned::ShuttingDown)) => debug!(%peer, "handshake abandoned: shutting down"),
-        Ok(Err(Abandoned::Failed(why))) => warn!(%peer, "relay handshake failed: {why}; closing"),
+        Ok(Err(Abandoned::ShuttingDown)) => {
+            debug!(peer = %redact::addr(peer), "handshake abandoned: shutting down")
+        }
+        Ok(Err(Abandoned::Failed(why))) => {
+            warn!(peer = %redact::addr(peer), "relay handshake failed: {why}; closing")
+        }
         Ok(Ok((io, attached))) => {
             ticket.attached();
             let tls = matches!(io, RelayIo::Tls(_));
-            info!(%peer, id = %attached.peer_id, tls, "relay peer attached");
+            info!(peer = %redact::addr(peer), id = %attached.peer_id, tls, "relay peer attached");
             let end = match io {
                 RelayIo::Plain(tcp) => {
                     let (rd, wr) = tcp.into_split();
@@ -219,7 +224,7 @@ pub async fn serve(
                     phase.await
                 }
             };
-            info!(%peer, "relay connection ended: {end}");
+            info!(peer = %redact::addr(peer), "relay connection ended: {end}");
         }
     }
     drop(ticket);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::conn::{Attached, Control};
+use super::ledger::Ledger;
 use super::outbound::Dialer;
 use super::plane::Plane;
 use crate::core::registry::{Action, ConnId, StreamId};
@@ -32,6 +33,8 @@ pub struct RelayDispatch {
     notices: HashMap<ConnId, Element>,
     /// Starts the relay links we dial (none in unit tests).
     dialer: Option<Dialer>,
+    /// Each stream's bytes, for its "stream ended" line.
+    ledger: Ledger,
 }
 
 impl RelayDispatch {
@@ -46,6 +49,7 @@ impl RelayDispatch {
             deferred: HashMap::new(),
             notices: HashMap::new(),
             dialer: None,
+            ledger: Ledger::default(),
         }
     }
 
@@ -64,6 +68,7 @@ impl RelayDispatch {
     pub fn closed(&mut self, conn: ConnId) -> Vec<Element> {
         self.controls.remove(&conn);
         self.plane.leave(conn);
+        self.ledger.closed(conn);
         let mut out: Vec<Element> = self.notices.remove(&conn).into_iter().collect();
         let done: Vec<StreamId> = self
             .finishing
@@ -99,6 +104,7 @@ impl RelayDispatch {
         }
         self.controls.clear();
         self.finishing.clear();
+        self.ledger.cut_all();
         let mut out: Vec<Element> = self.notices.drain().map(|(_, n)| n).collect();
         for (_, held) in self.deferred.drain() {
             out.extend(held.into_iter().filter_map(|(_, n)| n));
@@ -158,6 +164,8 @@ impl RelayDispatch {
                 vec![]
             }
             Action::RelayAttach { conn, attach } => {
+                self.ledger
+                    .attached(attach.stream, conn, attach.traffic.clone());
                 let (queue, members) =
                     self.plane
                         .join(attach.stream, conn, attach.role, self.queue_capacity);
@@ -195,7 +203,8 @@ impl RelayDispatch {
                 }
             }
             // Membership of a finishing stream stays until its drains have run.
-            Action::StreamGone { stream } => {
+            Action::StreamGone { stream, started } => {
+                self.ledger.gone(stream, started);
                 if !self.finishing.contains_key(&stream) {
                     self.plane.forget(stream);
                 }
@@ -271,7 +280,12 @@ mod tests {
             notice: Some(notice("slave")),
         });
         assert!(out.is_empty());
-        assert!(d.apply(Action::StreamGone { stream: 7 }).is_empty());
+        assert!(d
+            .apply(Action::StreamGone {
+                stream: 7,
+                started: std::time::Instant::now(),
+            })
+            .is_empty());
         assert!(matches!(last(&mut slave), Some(Control::Attach(_))));
         // The master is done forwarding: now the slave drains, notice held back.
         assert!(d.closed(1).is_empty());
@@ -330,7 +344,10 @@ mod tests {
             })
             .is_empty());
         assert!(matches!(last(&mut slave), Some(Control::Drain)));
-        d.apply(Action::StreamGone { stream: 7 });
+        d.apply(Action::StreamGone {
+            stream: 7,
+            started: std::time::Instant::now(),
+        });
         assert_eq!(d.closed(2).len(), 1);
         assert_eq!(d.held(), [0; 6]);
     }

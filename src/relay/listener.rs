@@ -21,6 +21,7 @@ use super::preamble::Entry;
 use crate::core::admission::{
     AdmissionLimits, Refusal, RefusalLog, Source, Tally, REFUSAL_LOG_INTERVAL,
 };
+use crate::logging::redact;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -32,7 +33,13 @@ fn report(t: &Tally) {
         over_max_connections_per_ip = t.per_source,
         over_max_pending_per_ip = t.pending_per_source,
         evicted_silent_handshakes = t.evicted,
-        last_source = %t.last_source.map_or_else(String::new, |s| s.to_string()),
+        last_source = %t.last_source.map_or_else(String::new, |s| {
+            if redact::hidden() {
+                redact::ip(s.ip()).to_string()
+            } else {
+                s.to_string()
+            }
+        }),
         "relay connections turned away (reported at most every {}s)",
         REFUSAL_LOG_INTERVAL.as_secs()
     );
@@ -110,9 +117,9 @@ pub async fn serve(
             }
         }
         if let Err(e) = tcp.set_nodelay(true) {
-            warn!(%peer, "set_nodelay failed: {e}");
+            warn!(peer = %redact::addr(peer), "set_nodelay failed: {e}");
         }
-        let span = info_span!("relay", conn, %peer, %entry);
+        let span = info_span!("relay", conn, peer = %redact::addr(peer), %entry);
         let (settings, events, drain) = (settings.clone(), events.clone(), drain.clone());
         tokio::spawn(
             conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain).instrument(span),

@@ -24,6 +24,7 @@ use super::conn::{read_line, Attached, Control, Event, RelaySettings};
 use super::data::data_phase;
 use crate::core::registry::ConnId;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
+use crate::logging::redact;
 use crate::proto::handshake::{hello_line, MAX_LINE_LEN};
 
 /// Longest KEY1 accepted from a far DSPS.
@@ -144,8 +145,9 @@ async fn reach_any(client: &str, targets: &[DialPlan], d: &Dialer) -> Result<Rea
             Ok(Err(why)) => why,
             Err(_) => "timed out".to_string(),
         };
-        warn!(far = %plan.far_jid, addr = %plan.authority(), "relay destination failed: {why}");
-        last = format!("{}: {why}", plan.authority());
+        let addr = redact::authority(&plan.authority());
+        warn!(far = %plan.far_jid, %addr, "relay destination failed: {why}");
+        last = format!("{addr}: {why}");
     }
     Err(last)
 }
@@ -166,7 +168,10 @@ async fn reach(
         .filter(|a| d.policy.permits(plan, a.ip()))
         .collect();
     if permitted.is_empty() {
-        let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+        let list: Vec<String> = resolved
+            .iter()
+            .map(|a| redact::ip(a.ip()).to_string())
+            .collect();
         return Err(format!(
             "resolves only to addresses relays may not dial ({}); see relay.allow_targets",
             list.join(", ")
@@ -176,7 +181,7 @@ async fn reach(
     for addr in permitted {
         match TcpStream::connect(addr).await {
             Ok(tcp) => return hello(tcp, client, plan).await,
-            Err(e) => last = format!("connect to {addr} failed: {e}"),
+            Err(e) => last = format!("connect to {} failed: {e}", redact::addr(addr)),
         }
     }
     Err(last)

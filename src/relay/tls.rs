@@ -1,6 +1,7 @@
 //! TLS for the relay port (XEP "Connecting to DSPS via SSL method"): the `[tls]`
-//! certificate and key, loaded once at start-up into a rustls `ServerConfig`, and the
-//! PEM reading the client side shares for its trusted roots.
+//! certificate and key, loaded at start-up into a rustls `ServerConfig` (and again
+//! on SIGHUP, see `tls_reload`), and the PEM reading the client side shares for its
+//! trusted roots.
 //!
 //! Always the ring provider, passed explicitly: a second provider anywhere in the
 //! build would make rustls' process-wide default panic (notes/xmpp-component.md §1).
@@ -15,7 +16,10 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion};
+
+use super::tls_reload::{ReloadableCert, TlsReloader};
 
 use crate::config::TlsConfig;
 
@@ -178,24 +182,39 @@ pub fn read_private_key(
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| pem_error(key, path, "PRIVATE KEY", e))
 }
 
-/// Loads `[tls]` into a server config: TLS 1.3 and 1.2, no client certificates.
-/// Fails, naming the file, on anything but a readable PEM chain and its key.
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+/// Reads `[tls]` into a certificate chain with its signing key, checking that the
+/// key is the certificate's. Fails, naming the file, on anything but a readable
+/// PEM chain and its key.
+pub fn load_certified_key(cfg: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     let certs = read_certificates("tls.cert", &cfg.cert)?;
     let key = read_private_key("tls.key", &cfg.key)?;
-    let rejected = |error| TlsError::Rejected {
+    // Checks that the key is the certificate's (rustls' `keys_match`).
+    CertifiedKey::from_der(certs, key, &provider()).map_err(|error| TlsError::Rejected {
         cert: cfg.cert.clone(),
         key: cfg.key.clone(),
         error,
-    };
+    })
+}
+
+/// Loads `[tls]` into a server config (TLS 1.3 and 1.2, no client certificates)
+/// whose certificate a SIGHUP can replace through the returned reloader.
+pub fn load(cfg: &TlsConfig) -> Result<(Arc<ServerConfig>, TlsReloader), TlsError> {
+    let cert = Arc::new(ReloadableCert::new(Arc::new(load_certified_key(cfg)?)));
     let config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(PROTOCOL_VERSIONS)
-        .map_err(rejected)?
+        .map_err(|error| TlsError::Rejected {
+            cert: cfg.cert.clone(),
+            key: cfg.key.clone(),
+            error,
+        })?
         .with_no_client_auth()
-        // Checks that the key is the certificate's (rustls' `keys_match`).
-        .with_single_cert(certs, key)
-        .map_err(rejected)?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(cert.clone());
+    Ok((Arc::new(config), TlsReloader::new(cfg.clone(), cert)))
+}
+
+/// [`load`] without the reloader: a fixed certificate.
+pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    load(cfg).map(|(config, _)| config)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 use tokio::net::TcpStream;
 
+use crate::logging::redact;
+
 /// Why no connection to the server could be made. One line, naming what was dialed.
 #[derive(Debug)]
 pub enum DialError {
@@ -37,17 +39,24 @@ pub enum DialError {
 impl fmt::Display for DialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DialError::Resolve { server, error } => write!(f, "cannot resolve {server}: {error}"),
-            DialError::NoAddress { server } => write!(f, "{server} resolves to no address"),
+            DialError::Resolve { server, error } => {
+                write!(f, "cannot resolve {}: {error}", redact::authority(server))
+            }
+            DialError::NoAddress { server } => {
+                write!(f, "{} resolves to no address", redact::authority(server))
+            }
             DialError::Connect {
                 server,
                 tried,
                 error,
             } => {
-                let tried: Vec<String> = tried.iter().map(SocketAddr::to_string).collect();
+                // Logged and shown in systemd's status: addresses as `[log]` says.
+                let tried: Vec<String> =
+                    tried.iter().map(|a| redact::addr(*a).to_string()).collect();
                 write!(
                     f,
-                    "cannot connect to {server} ({}): {error}",
+                    "cannot connect to {} ({}): {error}",
+                    redact::authority(server),
                     tried.join(", ")
                 )
             }

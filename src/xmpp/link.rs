@@ -10,7 +10,8 @@
 //! every tree we touch is shallow.
 //!
 //! What arrives goes to the service over `inbound`; what the service sends comes
-//! over `outbound`; whether the link is up goes out on a `watch` of [`LinkStatus`]. While the link is down, outbound stanzas wait in that bounded
+//! over `outbound`; every change of the link's state goes out on a `watch` of
+//! [`LinkStatus`]. While the link is down, outbound stanzas wait in that bounded
 //! channel. A stanza past a reader bound is answered here (an iq get/set gets a
 //! 400 naming the bound) or dropped with one log line; the link stays up.
 
@@ -25,7 +26,8 @@ use xmpp_parsers::component::Handshake;
 
 use super::reader::{Bound, Inbound, ReaderLimits, StanzaHead};
 use super::stream::{header, StreamDown, XmlConn};
-use crate::core::link_status::LinkStatus;
+use crate::core::link_status::{LinkState, LinkStatus};
+use crate::logging::redact;
 use crate::proto::error::DspsError;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::xml::NS_COMPONENT;
@@ -148,7 +150,7 @@ async fn close_politely(link: &mut Link) -> bool {
 
 /// Keeps the link up until `shutdown` turns true: logs in, forwards stanzas both
 /// ways, and reconnects with exponential backoff, logging every attempt. Every
-/// login, loss and failed attempt is published on `status`.
+/// change is published on `status` ([`LinkStatus`]), ending with `Closed`.
 pub async fn run(
     cfg: LinkConfig,
     inbound: mpsc::Sender<Element>,
@@ -156,48 +158,53 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     status: watch::Sender<LinkStatus>,
 ) {
+    let publish = |state: LinkState| status.send_modify(|s| s.enter(state, unix_now()));
     let mut backoff = MIN_BACKOFF;
     let mut attempt: u64 = 0;
+    let server = redact::authority(&cfg.server);
     loop {
         attempt += 1;
-        info!(server = %cfg.server, domain = %cfg.domain, attempt, "connecting to XMPP server");
-        match login(&cfg).await {
+        info!(%server, domain = %cfg.domain, attempt, "connecting to XMPP server");
+        publish(LinkState::Connecting { attempt });
+        let why = match login(&cfg).await {
             Ok(mut link) => {
-                status.send_modify(|s| {
-                    *s = LinkStatus {
-                        online: true,
-                        since_unix: unix_now(),
-                        logins: s.logins + 1,
-                        failed_attempts: 0,
-                    }
-                });
-                info!(server = %cfg.server, domain = %cfg.domain, "component online");
+                info!(%server, domain = %cfg.domain, "component online");
+                publish(LinkState::Online);
                 backoff = MIN_BACKOFF;
                 attempt = 0;
-                let done = serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await;
-                status.send_modify(|s| {
-                    s.online = false;
-                    s.since_unix = unix_now();
-                });
-                if done {
-                    let closed =
-                        tokio::time::timeout(CLOSE_TIMEOUT, close_politely(&mut link)).await;
-                    match closed {
-                        Ok(true) => info!("component link closed"),
-                        _ => warn!("component link closed without the server's footer; stanzas still in flight may be lost"),
+                match serve(&cfg, &mut link, &inbound, &mut outbound, &mut shutdown).await {
+                    Ok(()) => {
+                        let closed =
+                            tokio::time::timeout(CLOSE_TIMEOUT, close_politely(&mut link)).await;
+                        match closed {
+                            Ok(true) => info!("component link closed"),
+                            _ => warn!("component link closed without the server's footer; stanzas still in flight may be lost"),
+                        }
+                        publish(LinkState::Closed);
+                        return;
                     }
-                    return;
+                    Err(why) => {
+                        warn!(%server, "component link lost: {why}; reconnecting");
+                        why
+                    }
                 }
-                warn!(server = %cfg.server, "component link lost; reconnecting");
             }
             Err(e) => {
-                status.send_modify(|s| s.failed_attempts += 1);
-                warn!(server = %cfg.server, attempt, retry_in = ?backoff, "component login failed: {e}")
+                warn!(%server, attempt, retry_in = ?backoff, "component login failed: {e}");
+                e.to_string()
             }
-        }
+        };
+        publish(LinkState::Down {
+            attempt,
+            why,
+            retry_in: backoff,
+        });
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = crate::service::stopped(&mut shutdown) => return,
+            _ = crate::service::stopped(&mut shutdown) => {
+                publish(LinkState::Closed);
+                return;
+            }
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -243,14 +250,14 @@ pub fn rejection_reply(head: &StanzaHead, bound: Bound, domain: &str) -> Option<
     )
 }
 
-/// Serves one live link. Returns true on shutdown, false when the link died.
+/// Serves one live link. `Ok` on shutdown, the reason when the link died.
 async fn serve(
     cfg: &LinkConfig,
     link: &mut Link,
     inbound: &mpsc::Sender<Element>,
     outbound: &mut mpsc::Receiver<Element>,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Result<(), String> {
     let mut pings: u64 = 0;
     let mut quiet_since = Instant::now();
     let mut pinged = false;
@@ -263,7 +270,7 @@ async fn serve(
                 match item {
                     Ok(Inbound::Stanza(e)) => {
                         if inbound.send(e).await.is_err() {
-                            return true;
+                            return Ok(());
                         }
                     }
                     Ok(Inbound::Rejected { head, bound }) => {
@@ -273,30 +280,23 @@ async fn serve(
                         );
                         if let Some(reply) = rejection_reply(&head, bound, &cfg.domain) {
                             if let Err(e) = link.send(&reply).await {
-                                warn!("component link write failed: {e}");
-                                return false;
+                                return Err(format!("write failed: {e}"));
                             }
                         }
                     }
                     Ok(Inbound::StreamError(e)) => {
-                        warn!(error = %String::from(&e), "stream error from server");
-                        return false;
+                        return Err(format!("stream error from server: {}", String::from(&e)));
                     }
                     Ok(Inbound::Footer) => {
-                        warn!("server closed the component stream");
-                        return false;
+                        return Err("the server closed the component stream".into());
                     }
                     Ok(Inbound::Header { .. }) => debug!("second stream header ignored"),
-                    Err(e) => {
-                        warn!("component link read failed: {e}");
-                        return false;
-                    }
+                    Err(e) => return Err(format!("read failed: {e}")),
                 }
             }
             _ = tokio::time::sleep_until(quiet_since + idle_limit) => {
                 if pinged {
-                    warn!("no traffic from the server for {:?} after a keepalive", DEAD_AFTER);
-                    return false;
+                    return Err(format!("no traffic from the server for {DEAD_AFTER:?} after a keepalive"));
                 }
                 // A ping to our own domain comes back to us through the server,
                 // so traffic flows both ways and neither side times out.
@@ -306,8 +306,7 @@ async fn serve(
                 let ping = Element::builder("ping", "urn:xmpp:ping").build();
                 let iq = Iq::request(IqKind::Get, &format!("keepalive{pings}"), &cfg.domain, &cfg.domain, ping);
                 if let Err(e) = link.send(&iq.to_element(NS_COMPONENT)).await {
-                    warn!("component link write failed: {e}");
-                    return false;
+                    return Err(format!("write failed: {e}"));
                 }
             }
             out = outbound.recv() => match out {
@@ -323,13 +322,12 @@ async fn serve(
                     if let Err(e) = link.flush().await {
                         // The stanzas are lost with the link; the registry's timers
                         // cover every request we are waiting on.
-                        warn!("component link write failed: {e}");
-                        return false;
+                        return Err(format!("write failed: {e}"));
                     }
                 }
-                None => return true,
+                None => return Ok(()),
             },
-            _ = crate::service::stopped(shutdown) => return true,
+            _ = crate::service::stopped(shutdown) => return Ok(()),
         }
     }
 }

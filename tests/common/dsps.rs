@@ -26,6 +26,9 @@ pub struct Component<'a> {
     pub relay: (&'a str, &'a str),
     /// Appended to the config (e.g. a `[timeouts]` section, or `[relay]` keys).
     pub extra: &'a str,
+    /// Environment variables set for the process, after the defaults (so
+    /// `RUST_LOG` here replaces the fixture's).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Component<'a> {
@@ -38,7 +41,13 @@ impl<'a> Component<'a> {
             component_extra: "",
             relay: ("127.0.0.1:0", "127.0.0.1"),
             extra: "",
+            env: &[],
         }
+    }
+
+    /// With `env` set for the process.
+    pub fn env(self, env: &'a [(&'a str, &'a str)]) -> Component<'a> {
+        Component { env, ..self }
     }
 
     /// With `extra` appended to the config.
@@ -88,6 +97,7 @@ impl Dsps {
             component_extra,
             relay: (listen, host),
             extra,
+            env,
         } = *component;
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("dsps.toml");
@@ -99,7 +109,11 @@ impl Dsps {
         let child = Command::new(env!("CARGO_BIN_EXE_dsps"))
             .arg("--config")
             .arg(&cfg)
+            // A test run under systemd must not make every dsps report to it.
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
             .env("RUST_LOG", "dsps=trace,info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -191,6 +205,20 @@ impl Dsps {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"HUP"`) to the process, by PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(
+            status.success(),
+            "kill -{signal} {} failed",
+            self.child.id()
+        );
     }
 
     /// Sends SIGTERM (by PID) and waits, bounded, for the exit status.

@@ -60,6 +60,8 @@ fn every_key_is_shown_with_defaults_filled_in() {
         "limits.attribute_bytes",
         "limits.reply_bytes_per_second",
         "limits.reply_bytes_per_second_total",
+        "log.format",
+        "log.ip_addresses",
         "admin.jids",
     ]
     .map(String::from)

@@ -30,6 +30,30 @@ fn relay_targets_are_off_by_default_and_read_when_given() {
 }
 
 #[test]
+fn log_defaults_to_text_with_addresses_and_reads_its_keys() {
+    assert_eq!(Config::parse(MINIMAL).unwrap().log, LogConfig::default());
+    assert_eq!(
+        LogConfig::default(),
+        LogConfig {
+            format: LogFormat::Text,
+            ip_addresses: true
+        }
+    );
+    let text = format!("{MINIMAL}[log]\nformat = \"json\"\nip_addresses = false\n");
+    assert_eq!(
+        Config::parse(&text).unwrap().log,
+        LogConfig {
+            format: LogFormat::Json,
+            ip_addresses: false
+        }
+    );
+    let message = err(&format!("{MINIMAL}[log]\nformat = \"xml\"\n"));
+    assert!(message.contains("log.format"), "{message}");
+    let message = err(&format!("{MINIMAL}[log]\nlevel = \"debug\"\n"));
+    assert!(message.contains("log.level"), "{message}");
+}
+
+#[test]
 fn full_example_parses() {
     let config = Config::parse(FULL).unwrap();
     assert_eq!(config.component.jid, "dsps.localhost");

@@ -113,9 +113,11 @@ impl Registry {
             }
         }
         drops.dedup();
+        let by_master = format!("dropped by {my_jid}");
         for d in drops {
             let own = self.seat(sid, d).is_some_and(|s| s.jid == my_jid);
-            self.drop_seat(sid, d, &a.comments, own, now, out);
+            let why = if own { "it dropped itself" } else { &by_master };
+            self.drop_seat(sid, d, &a.comments, own, why, now, out);
         }
     }
 

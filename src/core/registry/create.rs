@@ -98,6 +98,7 @@ impl Registry {
         let mut stream = DspsStream {
             creator: iq.from.clone(),
             init: now.unix,
+            started: now.mono,
             minthroughput,
             min_rate,
             maxpublic: c.maxpublic,
@@ -115,7 +116,13 @@ impl Registry {
         self.streams.insert(sid, stream);
         let wait_ms = self.settings.wait_default_ms;
         let seat = self.add_seat(sid, &iq.from, Role::Master, false, Vec::new());
-        info!(stream = sid, creator = %iq.from, relay = relay.is_some(), "stream created");
+        info!(
+            stream = sid,
+            creator = %iq.from,
+            relay = relay.is_some(),
+            maxpublic = c.maxpublic,
+            "stream created"
+        );
         match relay {
             // Answered once a destination has answered (or none has: 504).
             Some(targets) => self.start_relay(sid, seat, iq, targets, out),

@@ -162,6 +162,7 @@ impl Registry {
             .seat_mut(sid, seat)
             .expect("conn belongs to a live seat");
         s.state = SeatState::Connected { conn };
+        let first = !s.ever_connected;
         s.ever_connected = true;
         s.via = via;
         let attach = Attach {
@@ -173,7 +174,12 @@ impl Registry {
             min_rate,
             outbound: false,
         };
-        info!(stream = sid, peer = %s.jid, id = s.id, via = ?s.via, "connected");
+        let role = s.kind().as_str();
+        if first {
+            info!(stream = sid, peer = %s.jid, id = s.id, role, via = ?s.via, "peer joined");
+        } else {
+            info!(stream = sid, peer = %s.jid, id = s.id, role, via = ?s.via, "peer reconnected");
+        }
         out.push(Action::RelayAttach { conn, attach });
         self.notify(sid, seat, "connect", out);
     }

@@ -5,7 +5,7 @@
 //! Who may drop whom is decided in `admin`; this module carries the drop out.
 
 use minidom::Element;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::seat::SeatState;
 use super::{Action, Now, Out, Registry, StreamId};
@@ -17,23 +17,28 @@ impl Registry {
     /// XEP "Dropping from stream": close its socket, tell it, tell the others, forget it;
     /// the last master's departure ends the stream.
     /// `own`: the peer dropped itself, so what it already sent is still forwarded.
+    /// `why` says so in the log line.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn drop_seat(
         &mut self,
         sid: StreamId,
         seat: u32,
         comments: &[Element],
         own: bool,
+        why: &str,
         now: Now,
         out: &mut Out,
     ) {
         let Some(s) = self.seat(sid, seat) else {
             return;
         };
-        let (jid, peer, visible, was_master) = (
+        let (jid, peer, visible, was_master, role, status) = (
             s.jid.clone(),
             s.peer_jid(&self.settings.domain),
             s.resource.is_some() || s.link.is_some(),
             s.role == Role::Master,
+            s.kind(),
+            s.who_status(),
         );
         match s.state {
             SeatState::Connected { conn } if own => out.push(Action::RelayFinish { conn }),
@@ -62,7 +67,7 @@ impl Registry {
             .and_then(|st| st.seats.remove(&seat))
             .expect("checked above");
         self.forget_seat_refs(&s);
-        info!(stream = sid, peer = %jid, "dropped");
+        info!(stream = sid, peer = %jid, role = role.as_str(), status, why, "peer dropped");
         if was_master && self.streams[&sid].masters() == 0 {
             self.shutdown_stream(sid, now, out);
         }
@@ -71,15 +76,21 @@ impl Registry {
     /// XEP "Stream shutdown": what masters sent is delivered to connected slaves
     /// (RelayDrain), then every remaining peer is dropped and the stream forgotten.
     pub(super) fn shutdown_stream(&mut self, sid: StreamId, now: Now, out: &mut Out) {
-        self.shutdown_stream_with(sid, &[], now, out);
+        let why = if self.draining {
+            "the service is stopping"
+        } else {
+            "the stream ended: no master left"
+        };
+        self.shutdown_stream_with(sid, &[], why, now, out);
     }
 
     /// [`Self::shutdown_stream`] with `comments` in every drop notice (an operator's
-    /// reason).
+    /// reason) and `why` in every "peer dropped" line.
     pub(super) fn shutdown_stream_with(
         &mut self,
         sid: StreamId,
         comments: &[Element],
+        why: &str,
         _now: Now,
         out: &mut Out,
     ) {
@@ -90,6 +101,7 @@ impl Registry {
             self.resources.remove(r);
         }
         for s in stream.seats.values() {
+            info!(stream = sid, peer = %s.jid, role = s.kind().as_str(), status = s.who_status(), why, "peer dropped");
             let notice = s.peer_jid(&self.settings.domain).map(|from| {
                 let id = self.new_iq_id("dsps");
                 Iq::request(
@@ -117,8 +129,13 @@ impl Registry {
             }
             self.forget_seat_refs(s);
         }
-        info!(stream = sid, "stream ended");
-        out.push(Action::StreamGone { stream: sid });
+        // The data path writes the "stream ended" line, with its bytes, once the
+        // last connection has delivered what it holds (`relay::ledger`).
+        debug!(stream = sid, "stream forgotten by the registry");
+        out.push(Action::StreamGone {
+            stream: sid,
+            started: stream.started,
+        });
     }
 
     /// Service shutdown: every stream ends the way "Stream shutdown" ends one
@@ -160,8 +177,15 @@ impl Registry {
                     }
                     let s = self.seat(key.stream, key.seat).expect("still here");
                     if s.ever_connected {
-                        info!(stream = key.stream, peer = %jid, "wait expired; dropping");
-                        self.drop_seat(key.stream, key.seat, &[], false, now, out);
+                        self.drop_seat(
+                            key.stream,
+                            key.seat,
+                            &[],
+                            false,
+                            "it did not reconnect within its wait",
+                            now,
+                            out,
+                        );
                     } else {
                         info!(stream = key.stream, peer = %jid, "never connected; timeout");
                         if let Some(c) = handshake {

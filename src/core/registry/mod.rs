@@ -81,6 +81,12 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Bytes received from and sent to the peer since the last call, as
+    /// (received, sent); the meters count from 0 again, their averages stay.
+    pub fn take_totals(&mut self) -> (u64, u64) {
+        (self.rx.take_total(), self.tx.take_total())
+    }
+
     /// Both directions added up at `now`, as `who` reports them.
     pub fn combined(&self, now: Instant) -> ThroughputSnapshot {
         let (rx, tx) = (self.rx.averages(now), self.tx.averages(now));
@@ -266,6 +272,8 @@ pub enum Action {
     StreamGone {
         /// The stream.
         stream: StreamId,
+        /// When it was created, for the "stream ended" log line.
+        started: Instant,
     },
     /// An operator changed the log filter to this (already checked by
     /// `core::log_filter::check`): the binary applies it.

@@ -188,7 +188,15 @@ impl Registry {
         for seat in &seats {
             // An earlier drop may have ended the stream (its last master).
             if self.seat(sid, *seat).is_some() {
-                self.drop_seat(sid, *seat, comments, false, now, &mut out);
+                self.drop_seat(
+                    sid,
+                    *seat,
+                    comments,
+                    false,
+                    "dropped by an operator",
+                    now,
+                    &mut out,
+                );
             }
         }
         info!(
@@ -213,7 +221,13 @@ impl Registry {
         }
         let mut out = Vec::new();
         info!(stream = sid, "ended by an operator");
-        self.shutdown_stream_with(sid, comments, now, &mut out);
+        self.shutdown_stream_with(
+            sid,
+            comments,
+            "the stream was ended by an operator",
+            now,
+            &mut out,
+        );
         Ok(out)
     }
 }

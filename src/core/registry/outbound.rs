@@ -381,6 +381,9 @@ impl Registry {
         for s in stream.seats.values() {
             self.forget_seat_refs(s);
         }
-        out.push(Action::StreamGone { stream: sid });
+        out.push(Action::StreamGone {
+            stream: sid,
+            started: stream.started,
+        });
     }
 }

@@ -126,6 +126,8 @@ impl Seat {
 pub(super) struct DspsStream {
     pub(super) creator: String,
     pub(super) init: u64,
+    /// When it was created, for how long it lived.
+    pub(super) started: Instant,
     pub(super) minthroughput: String,
     pub(super) min_rate: u64,
     pub(super) maxpublic: u32,

@@ -342,7 +342,7 @@ fn attaches(out: &[Action]) -> Vec<(ConnId, Attach)> {
 fn gone(out: &[Action]) -> Vec<StreamId> {
     out.iter()
         .filter_map(|a| match a {
-            Action::StreamGone { stream } => Some(*stream),
+            Action::StreamGone { stream, .. } => Some(*stream),
             _ => None,
         })
         .collect()

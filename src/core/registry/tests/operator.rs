@@ -2,7 +2,7 @@
 //! bare JID and the XEP-0050 admin commands, stanza in, actions out.
 
 use super::*;
-use crate::core::link_status::LinkStatus;
+use crate::core::link_status::{LinkState, LinkStatus};
 use crate::proto::adhoc::NS_COMMANDS;
 use crate::proto::forms::NS_DATA_FORMS;
 use crate::proto::xml::NS_DSPS;
@@ -491,10 +491,9 @@ fn server_info_reports_version_uptime_counts_and_the_link() {
     let mut h = with_admins();
     busy_stream(&mut h);
     h.feed(Input::Link(LinkStatus {
-        online: true,
+        state: LinkState::Online,
         since_unix: UNIX0 + 5,
         logins: 2,
-        failed_attempts: 0,
     }));
     h.elapsed = Duration::from_secs(3600);
     let (r, _) = run(&mut h, OPS, "server-info", "", "");

@@ -1,10 +1,10 @@
 //! The running process's log filter, as the binary hands it to the service so that
 //! an operator can change it (the admin command "Set log level").
 //!
-//! `main` builds the `tracing` subscriber with a reload handle and wraps it here;
-//! the service only calls [`LogControl::set`] with a filter the registry checked
-//! (`core::log_filter`). Processes without one (tests, embedders) simply do not
-//! offer the command.
+//! `logging::init` builds the `tracing` subscriber with a reload handle and wraps
+//! it here; the service only calls [`LogControl::set`] with a filter the registry
+//! checked (`core::log_filter`). Processes without one (tests, embedders) simply
+//! do not offer the command.
 
 use std::fmt;
 
