@@ -57,6 +57,8 @@
 //! - [`systemd`]: `Type=notify` readiness, status and watchdog notifications.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
 //! - [`memory`]: gives the memory of closed connections back to the system.
+//! - [`metrics`]: the counters of the `[metrics]` Prometheus endpoint, and
+//!   `metrics::endpoint`, the HTTP responder that serves them.
 //!
 //! The one `unsafe` block is the `malloc_trim` call in [`memory`].
 #![deny(unsafe_code)]
@@ -68,6 +70,7 @@ pub mod core;
 pub mod logging;
 pub mod maybe_tls;
 pub mod memory;
+pub mod metrics;
 pub mod proto;
 pub mod relay;
 pub mod service;

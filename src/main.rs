@@ -165,8 +165,9 @@ async fn serve(
     // `systemctl reload` may come at any time.
     let hangups = Hangups::new();
     let (transports, reloader) = dsps::service::prepare(&config).await?;
+    let metrics = dsps::service::bind_metrics(&config).await?;
     tokio::spawn(reload_on_hangup(hangups, reloader));
-    run_until_signalled(config, transports, dsps::service::Hooks { log }).await;
+    run_until_signalled(config, transports, dsps::service::Hooks { log, metrics }).await;
     Ok(())
 }
 

@@ -34,6 +34,8 @@ use crate::core::registry::{Action, Input, Now, Registry, Settings};
 use crate::core::reply_budget::{Rate, ReplyBudget};
 use crate::logging::control::LogControl;
 use crate::logging::redact;
+use crate::metrics::endpoint::{self, CensusRequest, Sources};
+use crate::metrics::Metrics;
 use crate::proto::outbound;
 use crate::relay::advertise;
 use crate::relay::conn::{Event, RelaySettings};
@@ -63,6 +65,8 @@ pub enum RunError {
     Bind(std::net::SocketAddr, std::io::Error),
     /// The `[http]` listener could not be bound.
     BindHttp(std::net::SocketAddr, std::io::Error),
+    /// The `[metrics]` listener could not be bound.
+    BindMetrics(std::net::SocketAddr, std::io::Error),
     /// The `[tls]` certificate or key cannot be used.
     Tls(TlsError),
 }
@@ -73,6 +77,9 @@ impl std::fmt::Display for RunError {
             RunError::Bind(addr, e) => write!(f, "cannot listen on relay address {addr}: {e}"),
             RunError::BindHttp(addr, e) => {
                 write!(f, "cannot listen on http.listen address {addr}: {e}")
+            }
+            RunError::BindMetrics(addr, e) => {
+                write!(f, "cannot listen on metrics.listen address {addr}: {e}")
             }
             RunError::Tls(e) => write!(f, "{e}"),
         }
@@ -107,18 +114,36 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
     Ok((Transports { relay, http, tls }, reloader))
 }
 
+/// Binds the `[metrics]` endpoint's listener, if `[metrics]` is configured.
+pub async fn bind_metrics(config: &Config) -> Result<Option<TcpListener>, RunError> {
+    match &config.metrics {
+        Some(m) => TcpListener::bind(m.listen)
+            .await
+            .map(Some)
+            .map_err(|e| RunError::BindMetrics(m.listen, e)),
+        None => Ok(None),
+    }
+}
+
 /// What the binary may hand the service beyond its configuration.
 #[derive(Debug, Default)]
 pub struct Hooks {
     /// The process's log filter, so operators can change it ("Set log level").
     pub log: Option<LogControl>,
+    /// The `[metrics]` endpoint's listener ([`bind_metrics`]); none: no endpoint.
+    pub metrics: Option<TcpListener>,
 }
 
-/// Prepares the transports ([`prepare`]) and runs them ([`run_prepared`], without
-/// hooks) until `shutdown` completes. The `[tls]` certificate stays as loaded.
+/// Prepares the transports ([`prepare`]) and the `[metrics]` listener, and runs
+/// them ([`run_prepared`]) until `shutdown` completes. The `[tls]` certificate
+/// stays as loaded.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let (transports, _reloader) = prepare(&config).await?;
-    run_prepared(config, transports, Hooks::default(), shutdown).await;
+    let hooks = Hooks {
+        metrics: bind_metrics(&config).await?,
+        ..Hooks::default()
+    };
+    run_prepared(config, transports, hooks, shutdown).await;
     Ok(())
 }
 
@@ -326,6 +351,7 @@ pub async fn run_with_link_hooks(
 ) -> Stopped {
     let Hooks {
         log: mut log_control,
+        metrics: metrics_listener,
     } = hooks;
     let transports = listener.into();
     let features = transports.features();
@@ -349,11 +375,26 @@ pub async fn run_with_link_hooks(
     // Turns true on the first signal: the listener stops, handshakes are abandoned
     // and every relay connection stops reading.
     let (drain_tx, drain_rx) = watch::channel(false);
+    let metrics = Metrics::new();
+    // Scrapes ask this task for the registry's figures; bounded like the scrapes.
+    let (census_tx, mut census_rx) = mpsc::channel::<CensusRequest>(endpoint::MAX_SCRAPES);
+    // Dropped with this function: the endpoint serves until the drain is over.
+    let _metrics_endpoint = metrics_listener.map(|l| {
+        AbortOnDrop(tokio::spawn(endpoint::serve(
+            l,
+            Sources {
+                metrics: metrics.clone(),
+                census: census_tx.clone(),
+                link: link_status.clone(),
+            },
+        )))
+    });
     let relay_settings = Arc::new(RelaySettings {
         handshake_timeout: config.timeouts.handshake,
         block_size: config.relay.block_size,
         window: config.relay.window,
         tls,
+        metrics,
     });
     let limits = AdmissionLimits {
         total: config.relay.max_connections,
@@ -473,6 +514,11 @@ pub async fn run_with_link_hooks(
                     Input::RelayClosed { conn }
                 }
             },
+            Some(reply) = census_rx.recv() => {
+                // Not an input: the registry is only read.
+                let _ = reply.send(registry.census());
+                continue;
+            }
             _ = sleep => Input::Tick,
             _ = &mut shutdown, if drain.is_none() => {
                 let d = Drain::start(config.timeouts.drain);
@@ -524,5 +570,14 @@ pub async fn run_with_link_hooks(
     Stopped {
         link_deadline: drain.link_deadline,
         inbound: in_rx,
+    }
+}
+
+/// A task that stops when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

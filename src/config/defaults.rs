@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default `[relay] max_pending_per_ip`: a client needs one pending connection per
 /// seat it is joining, and a legitimate handshake takes milliseconds.
 pub const DEFAULT_MAX_PENDING_PER_IP: usize = 16;
+/// Default `[metrics] listen`: loopback, so only this machine can read the counters.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9090";
 /// Default `[timeouts] wait` (waitdefault), in milliseconds.
 pub const DEFAULT_WAIT_MS: u64 = 60_000;
 /// Default `[timeouts] expire` (expiredefault), in milliseconds.
@@ -96,4 +98,11 @@ pub(super) fn max_pending_per_ip() -> NonZeroUsize {
 
 pub(super) fn millis(ms: u64) -> NonZeroU64 {
     NonZeroU64::new(ms).expect("defaults of non-zero timeouts are non-zero")
+}
+
+/// `[metrics] listen` when the table is there without it.
+pub(super) fn metrics_listen() -> std::net::SocketAddr {
+    DEFAULT_METRICS_LISTEN
+        .parse()
+        .expect("DEFAULT_METRICS_LISTEN is an ip:port")
 }

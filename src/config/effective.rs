@@ -34,5 +34,8 @@ pub(super) fn render(file: &File, config: &Config, source: &SecretSource) -> Str
     if shown.tls.is_none() {
         out.push_str("# [tls] is not set: starttls is refused.\n");
     }
+    if shown.metrics.is_none() {
+        out.push_str("# [metrics] is not set: no metrics endpoint.\n");
+    }
     out
 }

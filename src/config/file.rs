@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::defaults::{self, *};
-use super::model::{HttpConfig, Limits, LogConfig, TlsConfig};
+use super::model::{HttpConfig, Limits, LogConfig, MetricsConfig, TlsConfig};
 use super::server_addr::ServerAddr;
 
 /// The whole file.
@@ -29,6 +29,8 @@ pub(super) struct File {
     pub http: Option<HttpConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     #[serde(default)]
     pub timeouts: FileTimeouts,
     #[serde(default)]

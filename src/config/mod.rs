@@ -34,8 +34,8 @@ pub use defaults::*;
 pub use effective::MASK;
 pub use error::ConfigError;
 pub use model::{
-    ComponentConfig, Config, HttpConfig, Limits, LogConfig, LogFormat, RelayConfig, Timeouts,
-    TlsConfig,
+    ComponentConfig, Config, HttpConfig, Limits, LogConfig, LogFormat, MetricsConfig, RelayConfig,
+    Timeouts, TlsConfig,
 };
 pub use secret::SecretSource;
 pub use server_addr::ServerAddr;

@@ -1,6 +1,7 @@
 //! The configuration as the rest of the code reads it: every default filled in and
 //! every value checked. Built by [`super::validate`] from the file's serde form
-//! ([`super::file`]); `Limits`, `HttpConfig` and `TlsConfig` are read as written.
+//! ([`super::file`]); `Limits`, `HttpConfig`, `TlsConfig` and `MetricsConfig` are read
+//! as written.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `[tls]`: starttls on the relay port, if enabled.
     pub tls: Option<TlsConfig>,
+    /// `[metrics]`: the Prometheus endpoint, if enabled.
+    pub metrics: Option<MetricsConfig>,
     /// `[timeouts]`.
     pub timeouts: Timeouts,
     /// `[limits]`.
@@ -209,6 +212,20 @@ pub struct RelayConfig {
 pub struct HttpConfig {
     /// Where to listen (the XEP suggests port 80).
     #[serde(deserialize_with = "super::file::socket_addr")]
+    pub listen: SocketAddr,
+}
+
+/// `[metrics]`: the Prometheus text endpoint (`GET /metrics`). Present means on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct MetricsConfig {
+    /// Where it listens (default `127.0.0.1:9090`). Another address than loopback
+    /// is allowed, and warned about at start-up: the counters are not secret, but
+    /// say how busy the service is to whoever can reach the port.
+    #[serde(
+        default = "super::defaults::metrics_listen",
+        deserialize_with = "super::file::socket_addr"
+    )]
     pub listen: SocketAddr,
 }
 

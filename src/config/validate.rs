@@ -49,6 +49,7 @@ pub(super) fn validate(
         relay,
         http: file.http.clone(),
         tls: file.tls.clone(),
+        metrics: file.metrics.clone(),
         timeouts,
         limits: file.limits,
         log: file.log,

@@ -29,6 +29,7 @@ use super::preamble::{self, Entry, RelayIo};
 use super::queue::QueueRx;
 use crate::core::registry::{ConnId, TrafficSlot};
 use crate::logging::redact;
+use crate::metrics::{HandshakeOutcome, Metrics};
 use crate::proto::handshake::{parse_first_line, take_line, FirstLine, Hello, MAX_LINE_LEN};
 use crate::proto::query::Role;
 
@@ -46,6 +47,8 @@ pub struct RelaySettings {
     pub window: usize,
     /// `[tls]`, loaded: `starttls` is refused without it.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where connections count handshakes, bytes and blocks.
+    pub metrics: Metrics,
 }
 
 /// What a connection tells the service.
@@ -179,18 +182,26 @@ pub async fn serve(
         _ = &mut evicted => Ok(Err(Abandoned::Evicted)),
         _ = crate::service::stopped(&mut stop) => Ok(Err(Abandoned::ShuttingDown)),
     };
+    let metrics = &settings.metrics;
     match outcome {
-        Err(_) => warn!(peer = %redact::addr(peer), "relay handshake timed out; closing"),
+        Err(_) => {
+            metrics.handshake(HandshakeOutcome::Timeout);
+            warn!(peer = %redact::addr(peer), "relay handshake timed out; closing")
+        }
         Ok(Err(Abandoned::Evicted)) => {
+            metrics.handshake(HandshakeOutcome::Evicted);
             debug!(peer = %redact::addr(peer), "closed to make room for a newer connection from the same source")
         }
         Ok(Err(Abandoned::ShuttingDown)) => {
+            metrics.handshake(HandshakeOutcome::Shutdown);
             debug!(peer = %redact::addr(peer), "handshake abandoned: shutting down")
         }
         Ok(Err(Abandoned::Failed(why))) => {
+            metrics.handshake(HandshakeOutcome::Failed);
             warn!(peer = %redact::addr(peer), "relay handshake failed: {why}; closing")
         }
         Ok(Ok((io, attached))) => {
+            metrics.handshake(HandshakeOutcome::Ok);
             ticket.attached();
             let tls = matches!(io, RelayIo::Tls(_));
             info!(peer = %redact::addr(peer), id = %attached.peer_id, tls, "relay peer attached");

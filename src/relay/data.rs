@@ -35,6 +35,7 @@ use super::queue::{self, QueueRx};
 use super::traffic::TrafficRecorder;
 use crate::core::registry::ConnId;
 use crate::core::throughput::BusyRate;
+use crate::metrics::Metrics;
 use crate::proto::block::{BlockDecoder, MAX_HEADER_LEN, MAX_ID_LEN};
 use crate::proto::query::Role;
 
@@ -111,6 +112,7 @@ where
             min_rate,
             &mut finish,
             &stop_tx,
+            &settings.metrics,
         );
         tokio::pin!(writer);
         loop {
@@ -241,7 +243,9 @@ async fn read_blocks<R: AsyncRead + Unpin>(
         // Waiting for the peer to send is idle time, not transfer time.
         let read_at = Instant::now();
         meter.record(data.len(), read_at, false);
+        settings.metrics.received.inc_by(data.len() as u64);
         let batch = Batch::frame(peer_id, data, settings.block_size);
+        settings.metrics.blocks.inc_by(batch.len() as u64);
         fan_out(
             conn,
             role,
@@ -353,7 +357,9 @@ async fn read_relayed<R: AsyncRead + Unpin>(
         if batch.data_len() > 0 {
             let read_at = Instant::now();
             meter.record(batch.data_len(), read_at, false);
+            settings.metrics.received.inc_by(batch.data_len() as u64);
             let batch = batch.finish();
+            settings.metrics.blocks.inc_by(batch.len() as u64);
             fan_out(
                 conn,
                 role,
@@ -441,6 +447,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
     min_rate: u64,
     finish: &mut bool,
     stop_reading: &watch::Sender<bool>,
+    metrics: &Metrics,
 ) -> String {
     let mut draining = false;
     let mut busy = BusyRate::default();
@@ -491,6 +498,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 r = meter.held_up(started, write_or_flush(wr, &mut out)) => match r {
                     Ok(Written::Bytes(0)) => return "peer stopped accepting data".into(),
                     Ok(Written::Bytes(k)) => {
+                        metrics.sent.inc_by(k as u64);
                         let now = Instant::now();
                         busy.record(k as u64, now.duration_since(step_at));
                         step_at = now;
@@ -501,12 +509,14 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
                 },
                 _ = check.tick(), if min_rate > 0 && !draining => {
                     if busy.is_below(min_rate, step_at.elapsed(), 0) {
+                        metrics.slow_peers.inc();
                         return TOO_SLOW.into();
                     }
                 }
             }
         }
         if !draining && busy.is_below(min_rate, Duration::ZERO, 0) {
+            metrics.slow_peers.inc();
             return TOO_SLOW.into();
         }
     }
@@ -523,6 +533,7 @@ async fn write_blocks<W: AsyncWrite + Unpin>(
             let started = Instant::now();
             let n = out.len();
             meter.held_up(started, out.write_all(wr)).await?;
+            metrics.sent.inc_by(n as u64);
             meter.record(n, started, false);
         }
         wr.shutdown().await

@@ -75,6 +75,7 @@ fn every_key_is_shown_with_defaults_filled_in() {
     assert!(shown.contains("port = 6000\n"), "{shown}");
     assert!(shown.contains("# [http] is not set"), "{shown}");
     assert!(shown.contains("# [tls] is not set"), "{shown}");
+    assert!(shown.contains("# [metrics] is not set"), "{shown}");
 }
 
 #[test]

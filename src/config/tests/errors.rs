@@ -49,6 +49,13 @@ fn bad_addresses_are_named() {
         message.starts_with("http.listen: invalid socket address"),
         "{message}"
     );
+    let message = err(&format!(
+        "{MINIMAL}[metrics]\nlisten = \"localhost:9090\"\n"
+    ));
+    assert!(
+        message.starts_with("metrics.listen: invalid socket address"),
+        "{message}"
+    );
     for bad in [
         "localhost",
         "localhost:",
@@ -84,6 +91,7 @@ fn unknown_keys_are_named_with_their_section() {
         ("limits", "streamz"),
         ("http", "port"),
         ("tls", "ca"),
+        ("metrics", "path"),
     ] {
         let message = err(&format!("{MINIMAL}[{section}]\n{key} = 1\n"));
         assert!(

@@ -23,6 +23,8 @@ listen = "0.0.0.0:80"
 [tls]                         # optional: starttls on the relay port
 cert = "cert.pem"
 key = "key.pem"
+[metrics]                     # optional: the Prometheus endpoint
+listen = "127.0.0.1:9090"
 [timeouts]                    # optional section, milliseconds
 wait = 60000                  # waitdefault
 expire = 120000               # expiredefault

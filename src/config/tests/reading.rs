@@ -305,3 +305,25 @@ fn admin_jids_are_bare_jids_read_in_lower_case() {
         .starts_with("admin.jids[0]: invalid JID \"@x\""));
     assert!(err(&format!("{MINIMAL}[admin]\njid = []\n")).contains("admin.jid"));
 }
+
+#[test]
+fn metrics_are_off_by_default_and_listen_on_loopback_when_the_table_is_there() {
+    assert_eq!(Config::parse(MINIMAL).unwrap().metrics, None);
+    let config = Config::parse(&format!("{MINIMAL}[metrics]\n")).unwrap();
+    assert_eq!(
+        config.metrics,
+        Some(MetricsConfig {
+            listen: DEFAULT_METRICS_LISTEN.parse().unwrap()
+        })
+    );
+    let config = Config::parse(FULL).unwrap();
+    assert_eq!(
+        config.metrics.map(|m| m.listen),
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    let config = Config::parse(&format!("{MINIMAL}[metrics]\nlisten = \"[::]:9100\"\n")).unwrap();
+    assert_eq!(
+        config.metrics.map(|m| m.listen),
+        Some("[::]:9100".parse().unwrap())
+    );
+}

@@ -9,13 +9,14 @@ const README: &str = include_str!("../../../README.md");
 
 /// Keys with no value unless set, so never in the effective view: `conf/dsps.toml`
 /// shows them commented out.
-const OPTIONAL: [&str; 6] = [
+const OPTIONAL: [&str; 7] = [
     "component.secret_file",
     "component.secret_env",
     "relay.targets",
     "http.listen",
     "tls.cert",
     "tls.key",
+    "metrics.listen",
 ];
 
 /// The effective view of the shipped file's required keys alone: every default.
@@ -62,7 +63,7 @@ fn the_shipped_config_lists_every_key_with_its_default() {
             || CONF.contains(&format!("# [{key}]"));
         assert!(shown, "conf/dsps.toml does not show {key}");
     }
-    for table in ["http", "tls"] {
+    for table in ["http", "tls", "metrics"] {
         assert!(
             CONF.contains(&format!("# [{table}]")),
             "no [{table}] example"

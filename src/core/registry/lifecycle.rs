@@ -160,6 +160,7 @@ impl Registry {
             match &s.state {
                 SeatState::Invited { .. } => {
                     info!(stream = key.stream, peer = %jid, "invitation expired");
+                    self.deadlines.expire += 1;
                     // The fired timer is gone already; forget_seat_refs cancels nothing twice.
                     if let Some(SeatState::Invited { timer, .. }) =
                         self.seat_mut(key.stream, key.seat).map(|s| &mut s.state)
@@ -170,6 +171,7 @@ impl Registry {
                 }
                 SeatState::Waiting { handshake, .. } => {
                     let handshake = *handshake;
+                    self.deadlines.wait += 1;
                     if let Some(SeatState::Waiting { timer, .. }) =
                         self.seat_mut(key.stream, key.seat).map(|s| &mut s.state)
                     {

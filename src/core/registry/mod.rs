@@ -30,8 +30,11 @@
 //!   dropping a peer or a stream.
 //! - `commands` (with the forms in `command_forms`): the XEP-0050 admin commands,
 //!   the thin adapter from the wire to `operator`.
+//! - `census`: what the metrics endpoint reads at a scrape (streams, seats by role
+//!   and status, seats ended by their deadlines).
 
 mod admin;
+mod census;
 mod command_forms;
 mod commands;
 mod create;
@@ -44,6 +47,7 @@ mod operator;
 mod outbound;
 mod seat;
 
+pub use census::{Census, DeadlineTally, ROLES, STATUSES};
 pub use operator::{Counts, OperatorError, PeerSummary, StreamSummary};
 
 use std::collections::HashMap;
@@ -303,6 +307,8 @@ pub struct Registry {
     log_filter: Option<String>,
     /// Admin command sessions waiting for their form.
     sessions: Sessions,
+    /// Seats ended by their `expire` or `wait` so far (for metrics).
+    deadlines: DeadlineTally,
 }
 
 /// The current time, monotonic for deadlines and wall-clock for `init`.
@@ -338,6 +344,7 @@ impl Registry {
             next_stream: 1,
             next_iq: 1,
             draining: false,
+            deadlines: DeadlineTally::default(),
         }
     }
 

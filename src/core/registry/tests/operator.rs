@@ -815,3 +815,27 @@ fn set_log_level_checks_the_filter_and_asks_the_binary_to_apply_it() {
     let (r, _) = run(&mut plain, OPS, "set-log-level", "", "");
     assert_eq!(conditions(&r).0, "item-not-found");
 }
+
+// ---- census (the metrics endpoint) ---------------------------------------------------
+
+#[test]
+fn the_census_counts_seats_by_role_and_status_and_the_deadlines_that_ended_seats() {
+    let mut h = with_admins();
+    let (_a, _b, _c) = busy_stream(&mut h);
+    let c = h.reg.census();
+    assert_eq!(c.streams, 1);
+    assert_eq!(c.peers_of(Role::Master, "connect"), 1);
+    assert_eq!(c.peers_of(Role::Slave, "connect"), 1);
+    assert_eq!(c.peers_of(Role::Slave, "wait"), 1);
+    assert_eq!(c.peers_of(Role::Slave, "expire"), 1);
+    let seats: usize = c.peers.iter().flatten().sum();
+    assert_eq!(seats, 4);
+    assert_eq!(c.deadlines, DeadlineTally::default());
+    // CAROL's wait (10 s) runs out first, DAVE's invitation (20 s) later.
+    h.advance(WAIT_DEFAULT);
+    assert_eq!(h.reg.census().deadlines.wait, 1);
+    h.advance(EXPIRE_DEFAULT);
+    let c = h.reg.census();
+    assert_eq!((c.deadlines.wait, c.deadlines.expire), (1, 1));
+    assert_eq!(c.peers.iter().flatten().sum::<usize>(), 2);
+}
