@@ -4,7 +4,7 @@
 //! small buffer, each block's data staying a slice of the read. A 16 KiB read is one
 //! block; 256 KiB is the largest read at the default window (`queue::read_size`),
 //! 16 blocks. `segments` is what each recipient's writer then does with the batch
-//! (`Outbox::take`): one reference per header and per data slice, for a vectored write.
+//! (`Outbox::write_some`): an I/O slice per header and per data slice, read in place.
 //!
 //! Framing copies no data, so its cost is per block, not per byte.
 //!
@@ -12,8 +12,8 @@
 
 mod common;
 
-use std::collections::VecDeque;
 use std::hint::black_box;
+use std::io::IoSlice;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
@@ -63,12 +63,15 @@ fn frame_read(read: &Bytes) -> usize {
     batch.len()
 }
 
-/// What a recipient's writer takes of one batch, into its (reused) segment list.
+/// What a recipient's writer does with one batch: points an I/O slice at each
+/// segment, in place.
 #[inline(never)]
-fn take_segments(batch: &Batch, out: &mut VecDeque<Bytes>) -> usize {
-    out.clear();
-    batch.segments(false, out);
-    out.len()
+fn take_segments(batch: &Batch) -> usize {
+    let mut bytes = 0;
+    for i in 0..batch.segment_count(false) {
+        bytes += black_box(IoSlice::new(batch.segment(false, i))).len();
+    }
+    bytes
 }
 
 /// A read's data as the relay holds it: a slice of a shared read buffer.
@@ -82,9 +85,9 @@ fn read_of(len: usize) -> Bytes {
 fn check_framing(read: &Bytes) {
     let batch = Batch::frame(SHORT_ID, read.clone(), DEFAULT_BLOCK_SIZE);
     assert_eq!(batch.len(), read.len().div_ceil(DEFAULT_BLOCK_SIZE));
-    let mut segments = VecDeque::new();
-    batch.segments(false, &mut segments);
-    let wire: Vec<u8> = segments.iter().flat_map(|s| s.iter().copied()).collect();
+    let wire: Vec<u8> = (0..batch.segment_count(false))
+        .flat_map(|i| batch.segment(false, i).iter().copied())
+        .collect();
     let mut buf = bytes::BytesMut::from(&wire[..]);
     let mut decoder = BlockDecoder::new(DEFAULT_BLOCK_SIZE as u64 + 64);
     let mut data = Vec::new();
@@ -114,8 +117,7 @@ fn run(subject: Subject, driver: &mut impl common::Driver) {
             let read = read_of(size);
             check_framing(&read);
             let batch = Batch::frame(SHORT_ID, read, DEFAULT_BLOCK_SIZE);
-            let mut out = VecDeque::new();
-            driver.drive(|| take_segments(black_box(&batch), &mut out));
+            driver.drive(|| take_segments(black_box(&batch)));
         }
     }
 }

@@ -4,10 +4,8 @@
 //! The headers of a batch sit back to back in one small buffer and each block's
 //! data is a slice of the read buffer, so framing copies no data and fanning out
 //! to N recipients clones one reference per recipient, not one per block. A
-//! writer turns its queued batches into segments (header, data, header, data…)
-//! for one vectored write.
-
-use std::collections::VecDeque;
+//! writer reads its queued batches' segments (header, data, header, data…) in
+//! place for one vectored write.
 
 use bytes::{Bytes, BytesMut};
 
@@ -49,17 +47,35 @@ impl Batch {
         self.blocks.is_empty()
     }
 
-    /// Appends what a writer sends of this batch to `out`: each block's header
-    /// and data, or with `raw` the data alone (our own relay link, whose far
-    /// DSPS frames the data again). Cheap: each segment is a reference.
-    pub fn segments(&self, raw: bool, out: &mut VecDeque<Bytes>) {
-        let mut start = 0;
-        for (end, data) in &self.blocks {
-            if !raw {
-                out.push_back(self.heads.slice(start..*end));
-            }
-            start = *end;
-            out.push_back(data.clone());
+    /// How many segments a writer sends of this batch: each block's header and
+    /// data, or with `raw` the data alone (our own relay link, whose far DSPS
+    /// frames the data again).
+    pub fn segment_count(&self, raw: bool) -> usize {
+        if raw {
+            self.blocks.len()
+        } else {
+            2 * self.blocks.len()
+        }
+    }
+
+    /// Bytes a writer sends of this batch (see [`Self::segment_count`]).
+    pub fn wire_len(&self, raw: bool) -> usize {
+        if raw {
+            self.data_len
+        } else {
+            self.data_len + self.heads.len()
+        }
+    }
+
+    /// Segment `i` of [`Self::segment_count`], in place.
+    pub fn segment(&self, raw: bool, i: usize) -> &[u8] {
+        let (block, head) = if raw { (i, false) } else { (i / 2, i % 2 == 0) };
+        let (end, data) = &self.blocks[block];
+        if head {
+            let start = block.checked_sub(1).map_or(0, |b| self.blocks[b].0);
+            &self.heads[start..*end]
+        } else {
+            data
         }
     }
 }
@@ -108,9 +124,9 @@ mod tests {
     use crate::proto::block::BlockDecoder;
 
     fn wire(b: &Batch, raw: bool) -> Vec<u8> {
-        let mut segs = VecDeque::new();
-        b.segments(raw, &mut segs);
-        segs.iter().flat_map(|s| s.iter().copied()).collect()
+        (0..b.segment_count(raw))
+            .flat_map(|i| b.segment(raw, i).iter().copied())
+            .collect()
     }
 
     #[test]

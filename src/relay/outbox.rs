@@ -8,7 +8,6 @@ use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
 
-use bytes::{Buf, Bytes};
 use tokio::io::AsyncWrite;
 
 use super::queue::Queued;
@@ -16,15 +15,18 @@ use super::queue::Queued;
 /// Most segments handed to one vectored write (well under every IOV_MAX).
 pub const MAX_SEGMENTS_PER_WRITE: usize = 128;
 
-/// Segments waiting to be written.
+/// Batches taken from the queue and not yet written, with where writing is in the
+/// first of them. Their segments are read in place: nothing is copied or
+/// reference-counted per recipient.
 #[derive(Debug)]
 pub struct Outbox {
     /// Write data only, without block headers (our own relay link).
     raw: bool,
-    segments: VecDeque<Bytes>,
-    /// Each taken batch with how many of its segments are still unwritten.
-    held: VecDeque<(Queued, usize)>,
-    /// Bytes in `segments`.
+    held: VecDeque<Queued>,
+    /// The first batch's segment being written, and how much of it is written.
+    segment: usize,
+    offset: usize,
+    /// Bytes still to write.
     bytes: usize,
 }
 
@@ -32,20 +34,19 @@ impl Outbox {
     pub fn new(raw: bool) -> Self {
         Outbox {
             raw,
-            segments: VecDeque::new(),
             held: VecDeque::new(),
+            segment: 0,
+            offset: 0,
             bytes: 0,
         }
     }
 
     /// Takes a queued batch in, behind what is already here.
     pub fn take(&mut self, q: Queued) {
-        let before = self.segments.len();
-        q.batch.segments(self.raw, &mut self.segments);
-        let added = self.segments.len() - before;
-        self.bytes += self.segments.range(before..).map(Bytes::len).sum::<usize>();
-        if added > 0 {
-            self.held.push_back((q, added));
+        let len = q.batch.wire_len(self.raw);
+        if len > 0 {
+            self.bytes += len;
+            self.held.push_back(q);
         }
     }
 
@@ -68,14 +69,10 @@ impl Outbox {
     ) -> std::io::Result<usize> {
         // The slices are built on the stack at each poll, not kept in the future:
         // every idle connection holds this future, so its size is memory per peer.
-        let segments = &self.segments;
+        let this = &*self;
         let n = poll_fn(|cx| {
             let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS_PER_WRITE];
-            let mut count = 0;
-            for (slot, seg) in slices.iter_mut().zip(segments.iter()) {
-                *slot = IoSlice::new(seg);
-                count += 1;
-            }
+            let count = this.fill(&mut slices);
             Pin::new(&mut *wr).poll_write_vectored(cx, &slices[..count])
         })
         .await?;
@@ -93,25 +90,43 @@ impl Outbox {
         Ok(())
     }
 
-    /// Drops `n` written bytes from the front, giving back the room of every
-    /// batch written to the end.
+    /// Points `slices` at the unwritten segments, in order; returns how many.
+    fn fill<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        let (mut segment, mut offset) = (self.segment, self.offset);
+        for q in &self.held {
+            for i in segment..q.batch.segment_count(self.raw) {
+                if count == slices.len() {
+                    return count;
+                }
+                slices[count] = IoSlice::new(&q.batch.segment(self.raw, i)[offset..]);
+                offset = 0;
+                count += 1;
+            }
+            segment = 0;
+        }
+        count
+    }
+
+    /// Moves past `n` written bytes, giving back the room of every batch written
+    /// to the end.
     fn consume(&mut self, mut n: usize) {
         self.bytes -= n.min(self.bytes);
         while n > 0 {
-            let Some(front) = self.segments.front_mut() else {
+            let Some(q) = self.held.front() else {
                 return;
             };
-            if n < front.len() {
-                front.advance(n);
+            let left = q.batch.segment(self.raw, self.segment).len() - self.offset;
+            if n < left {
+                self.offset += n;
                 return;
             }
-            n -= front.len();
-            self.segments.pop_front();
-            if let Some((_, left)) = self.held.front_mut() {
-                *left -= 1;
-                if *left == 0 {
-                    self.held.pop_front();
-                }
+            n -= left;
+            self.offset = 0;
+            self.segment += 1;
+            if self.segment == q.batch.segment_count(self.raw) {
+                self.segment = 0;
+                self.held.pop_front();
             }
         }
     }
@@ -122,6 +137,7 @@ mod tests {
     use super::*;
     use crate::relay::batch::Batch;
     use crate::relay::queue::{queue, BATCH_OVERHEAD};
+    use bytes::Bytes;
     use std::sync::Arc;
     use std::time::Duration;
 
