@@ -240,12 +240,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             size.after(n);
             arena.split_to(n).freeze()
         };
-        // Waiting for the peer to send is idle time, not transfer time.
-        let read_at = Instant::now();
-        meter.record(data.len(), read_at, false);
-        settings.metrics.received.inc_by(data.len() as u64);
         let batch = Batch::frame(peer_id, data, settings.block_size);
-        settings.metrics.blocks.inc_by(batch.len() as u64);
         fan_out(
             conn,
             role,
@@ -253,7 +248,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             &mut members,
             &mut view,
             &mut meter,
-            read_at,
+            settings,
         )
         .await;
     }
@@ -292,9 +287,9 @@ impl ReadSize {
     }
 }
 
-/// Hands `batch` to every member of the stream that `role`'s data goes to,
-/// awaiting room in each queue (the back-pressure). Waiting for room holds up the
-/// sender's transfer of the batch, read at `read_at`, so it counts in `meter`.
+/// Records `batch`, just read, and hands it to every member of the stream that
+/// `role`'s data goes to, awaiting room in each queue (the back-pressure). Waiting
+/// for room holds up the sender's transfer of the batch, so it counts in `meter`.
 async fn fan_out(
     conn: ConnId,
     role: Role,
@@ -302,8 +297,14 @@ async fn fan_out(
     members: &mut watch::Receiver<Members>,
     view: &mut Members,
     meter: &mut TrafficRecorder,
-    read_at: Instant,
+    settings: &RelaySettings,
 ) {
+    // Waiting for the peer to send was idle time, not transfer time: the
+    // transfer starts now.
+    let read_at = Instant::now();
+    meter.record(batch.data_len(), read_at, false);
+    settings.metrics.received.inc_by(batch.data_len() as u64);
+    settings.metrics.blocks.inc_by(batch.len() as u64);
     if members.has_changed().unwrap_or(false) {
         *view = members.borrow_and_update().clone();
     }
@@ -355,11 +356,7 @@ async fn read_relayed<R: AsyncRead + Unpin>(
             }
         }
         if batch.data_len() > 0 {
-            let read_at = Instant::now();
-            meter.record(batch.data_len(), read_at, false);
-            settings.metrics.received.inc_by(batch.data_len() as u64);
             let batch = batch.finish();
-            settings.metrics.blocks.inc_by(batch.len() as u64);
             fan_out(
                 conn,
                 role,
@@ -367,7 +364,7 @@ async fn read_relayed<R: AsyncRead + Unpin>(
                 &mut members,
                 &mut view,
                 &mut meter,
-                read_at,
+                settings,
             )
             .await;
             continue;
