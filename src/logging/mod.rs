@@ -9,6 +9,7 @@
 
 pub mod control;
 pub mod redact;
+pub mod span_per_poll;
 
 use tracing_subscriber::EnvFilter;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info_span, warn, Instrument};
+use tracing::{info_span, warn};
 
 use super::conn::{self, Event, RelaySettings};
 use super::gate::Gate;
@@ -22,6 +22,7 @@ use crate::core::admission::{
     AdmissionLimits, Refusal, RefusalLog, Source, Tally, REFUSAL_LOG_INTERVAL,
 };
 use crate::logging::redact;
+use crate::logging::span_per_poll::span_per_poll;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -119,11 +120,11 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             warn!(peer = %redact::addr(peer), "set_nodelay failed: {e}");
         }
-        let span = info_span!("relay", conn, peer = %redact::addr(peer), %entry);
         let (settings, events, drain) = (settings.clone(), events.clone(), drain.clone());
-        tokio::spawn(
-            conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain).instrument(span),
-        );
+        tokio::spawn(span_per_poll(
+            conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain),
+            move || info_span!("relay", conn, peer = %redact::addr(peer), %entry),
+        ));
     }
 }
 

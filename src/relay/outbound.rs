@@ -18,13 +18,14 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, warn};
 
 use super::conn::{read_line, Attached, Control, Event, RelaySettings};
 use super::data::data_phase;
 use crate::core::registry::ConnId;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
 use crate::logging::redact;
+use crate::logging::span_per_poll::span_per_poll;
 use crate::proto::handshake::{hello_line, MAX_LINE_LEN};
 
 /// Longest KEY1 accepted from a far DSPS.
@@ -64,7 +65,7 @@ impl Dialer {
     ) -> mpsc::Sender<Control> {
         let (tx, rx) = mpsc::channel(8);
         let task = run(conn, client, targets, self.clone(), rx);
-        tokio::spawn(task.instrument(info_span!("relay-link", conn)));
+        tokio::spawn(span_per_poll(task, move || info_span!("relay-link", conn)));
         tx
     }
 }
