@@ -23,6 +23,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use super::registry::ConnId;
+use crate::core::sparse::ShrinkWhenSparse;
 
 /// How often at most refused connections are logged (with their count).
 pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -199,6 +200,7 @@ impl Admission {
         let Some((source, stage)) = self.conns.remove(&conn) else {
             return;
         };
+        self.conns.shrink_when_sparse();
         let Some(p) = self.sources.get_mut(&source) else {
             return;
         };
@@ -209,6 +211,7 @@ impl Admission {
         p.silent.remove(&conn);
         if p.open == 0 {
             self.sources.remove(&source);
+            self.sources.shrink_when_sparse();
         }
     }
 

@@ -8,5 +8,6 @@ pub mod log_filter;
 pub mod registry;
 pub mod relay_policy;
 pub mod reply_budget;
+pub mod sparse;
 pub mod throughput;
 pub mod timers;

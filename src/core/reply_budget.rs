@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use minidom::Element;
 
+use crate::core::sparse::ShrinkWhenSparse;
 use crate::proto::iq::bare;
 use crate::proto::limits::size_within;
 use crate::proto::outbound::{is_result, resource_constraint_instead};
@@ -168,6 +169,7 @@ impl ReplyBudget {
             b.refill(rate, now);
             b.tokens < rate.burst as f64
         });
+        self.accounts.shrink_when_sparse();
     }
 
     /// Accounts remembered (for tests and figures).

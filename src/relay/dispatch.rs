@@ -18,6 +18,7 @@ use super::ledger::Ledger;
 use super::outbound::Dialer;
 use super::plane::Plane;
 use crate::core::registry::{Action, ConnId, StreamId};
+use crate::core::sparse::ShrinkWhenSparse;
 
 /// The relay side of the service task: owned by it, never shared.
 #[derive(Debug)]
@@ -83,6 +84,10 @@ impl RelayDispatch {
                 out.extend(self.drain(c, notice));
             }
         }
+        self.controls.shrink_when_sparse();
+        self.notices.shrink_when_sparse();
+        self.finishing.shrink_when_sparse();
+        self.deferred.shrink_when_sparse();
         out
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::core::admission::{Admission, AdmissionLimits, Refusal, Verdict};
 use crate::core::registry::ConnId;
+use crate::core::sparse::ShrinkWhenSparse;
 
 #[derive(Debug)]
 struct Inner {
@@ -115,6 +116,7 @@ impl Drop for Ticket {
         let mut g = self.gate.lock();
         g.admission.closed(self.conn);
         g.evict.remove(&self.conn);
+        g.evict.shrink_when_sparse();
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Instant;
 use tracing::info;
 
 use crate::core::registry::{ConnId, StreamId, TrafficSlot};
+use crate::core::sparse::ShrinkWhenSparse;
 
 /// What one stream has moved so far.
 #[derive(Debug, Default)]
@@ -56,6 +57,7 @@ impl Ledger {
         let Some((stream, slot)) = self.conns.remove(&conn) else {
             return;
         };
+        self.conns.shrink_when_sparse();
         let (rx, tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take_totals();
         let Some(t) = self.streams.get_mut(&stream) else {
             return;
@@ -101,6 +103,7 @@ impl Ledger {
 
     fn end(&mut self, stream: StreamId, started: Instant, cut: bool) {
         let t = self.streams.remove(&stream).unwrap_or_default();
+        self.streams.shrink_when_sparse();
         info!(
             stream,
             bytes_in = t.bytes_in,

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::queue::{queue, QueueRx, QueueTx};
 use crate::core::registry::{ConnId, StreamId};
+use crate::core::sparse::ShrinkWhenSparse;
 use crate::proto::query::Role;
 
 /// One connected peer as the data path sees it.
@@ -84,6 +85,8 @@ impl Plane {
                 self.streams.remove(&stream);
             }
         }
+        self.streams.shrink_when_sparse();
+        self.conn_stream.shrink_when_sparse();
     }
 
     /// The stream a connection is a member of.
@@ -95,6 +98,8 @@ impl Plane {
     pub fn forget(&mut self, stream: StreamId) {
         self.streams.remove(&stream);
         self.conn_stream.retain(|_, s| *s != stream);
+        self.streams.shrink_when_sparse();
+        self.conn_stream.shrink_when_sparse();
     }
 
     /// (streams, members) held, for leak checks.

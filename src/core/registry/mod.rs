@@ -62,6 +62,7 @@ use super::link_status::LinkStatus;
 use super::throughput::{ThroughputMeter, ThroughputSnapshot};
 use super::timers::Timers;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
+use crate::core::sparse::ShrinkWhenSparse;
 use crate::proto::handshake::Hello;
 use crate::proto::iq::{Iq, IqKind};
 use crate::proto::query::{Feature, Role};
@@ -386,7 +387,17 @@ impl Registry {
             Input::Link(status) => self.link = status,
             Input::Shutdown => self.shutdown_all(now, &mut out),
         }
+        self.shrink_when_sparse();
         out
+    }
+
+    /// Gives back the room of maps that streams and connections have left.
+    fn shrink_when_sparse(&mut self) {
+        self.streams.shrink_when_sparse();
+        self.resources.shrink_when_sparse();
+        self.conns.shrink_when_sparse();
+        self.pending.shrink_when_sparse();
+        self.relay_keys.shrink_when_sparse();
     }
 
     fn peer_jid(&self, res: &str) -> String {
