@@ -2,9 +2,9 @@
 //!
 //! glibc's allocator keeps what a burst of connections freed inside its heaps, so
 //! without help a relay that once held many peers keeps their memory after they
-//! leave. After connections close or finish their handshakes (debounced: one pass
-//! per [`TRIM_AFTER`] however many), the service asks the allocator to return
-//! every free page.
+//! leave. After connections close or finish their handshakes, and after streams
+//! end (debounced: one pass per [`TRIM_AFTER`] however many), the service asks
+//! the allocator to return every free page.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,9 @@ impl Freed {
             tokio::time::sleep(TRIM_AFTER).await;
             // Walking the heaps takes a few milliseconds on a big one: off the
             // workers.
+            let started = std::time::Instant::now();
             let _ = tokio::task::spawn_blocking(return_free_pages).await;
+            tracing::debug!(took_us = started.elapsed().as_micros() as u64, "returned free memory to the system");
         }
     }
 }

@@ -560,7 +560,14 @@ pub async fn run_with_link_hooks(
                         warn!("log filter {filter:?} asked for, but this process cannot change it")
                     }
                 },
-                action => stanzas.extend(relays.apply(action)),
+                action => {
+                    // A stream's seats, maps and queues go with it, often after
+                    // its connections closed.
+                    if matches!(action, Action::StreamGone { .. }) {
+                        freed.note();
+                    }
+                    stanzas.extend(relays.apply(action))
+                }
             }
         }
         send(stanzas);
