@@ -34,7 +34,10 @@ impl Freed {
             // workers.
             let started = std::time::Instant::now();
             let _ = tokio::task::spawn_blocking(return_free_pages).await;
-            tracing::debug!(took_us = started.elapsed().as_micros() as u64, "returned free memory to the system");
+            tracing::debug!(
+                took_us = started.elapsed().as_micros() as u64,
+                "returned free memory to the system"
+            );
         }
     }
 }

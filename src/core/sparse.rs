@@ -61,7 +61,11 @@ mod tests {
             m.shrink_when_sparse();
         }
         assert_eq!(m.len(), 10);
-        assert!(m.capacity() <= KEPT, "capacity {} for 10 entries", m.capacity());
+        assert!(
+            m.capacity() <= KEPT,
+            "capacity {} for 10 entries",
+            m.capacity()
+        );
         assert!((9_990..10_000).all(|k| m.contains_key(&k)));
     }
 
