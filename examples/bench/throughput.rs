@@ -17,7 +17,7 @@ const MIB: u64 = 1024 * 1024;
 const PROXY65_MAX: u64 = 256 * MIB;
 
 fn label(bytes: u64) -> String {
-    if bytes >= 1024 * MIB && bytes % (1024 * MIB) == 0 {
+    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
         format!("{} GiB", bytes / (1024 * MIB))
     } else {
         format!("{} MiB", bytes / MIB)

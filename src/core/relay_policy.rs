@@ -179,7 +179,7 @@ impl RelayPolicy {
     pub fn plan(&self, t: &RelayTarget) -> Result<DialPlan, Refused> {
         let jid = t.jid.trim();
         let domain = bare(jid);
-        if domain.contains('@') || resource(jid).map_or(true, str::is_empty) || !is_domain(domain) {
+        if domain.contains('@') || resource(jid).is_none_or(str::is_empty) || !is_domain(domain) {
             return Err(Refused::Malformed(format!(
                 "{jid:?} is not the full JID of a stream on a DSPS (domain/resource)"
             )));

@@ -115,7 +115,7 @@ impl ReplyBudget {
         self.refused += 1;
         if self
             .logged_at
-            .map_or(true, |t| now.saturating_duration_since(t) >= LOG_EVERY)
+            .is_none_or(|t| now.saturating_duration_since(t) >= LOG_EVERY)
         {
             tracing::warn!(
                 refused = self.refused,

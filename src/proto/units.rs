@@ -159,7 +159,7 @@ pub fn format_rate(bytes_per_sec: f64) -> String {
     // `as` saturates, which is what we want for absurd values (and infinity).
     let tenths = tenths as u64;
     let unit = FORMAT_UNITS[power];
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}{unit}", tenths / 10)
     } else {
         format!("{}.{}{unit}", tenths / 10, tenths % 10)

@@ -69,7 +69,11 @@ impl Batch {
 
     /// Segment `i` of [`Self::segment_count`], in place.
     pub fn segment(&self, raw: bool, i: usize) -> &[u8] {
-        let (block, head) = if raw { (i, false) } else { (i / 2, i % 2 == 0) };
+        let (block, head) = if raw {
+            (i, false)
+        } else {
+            (i / 2, i.is_multiple_of(2))
+        };
         let (end, data) = &self.blocks[block];
         if head {
             let start = block.checked_sub(1).map_or(0, |b| self.blocks[b].0);
