@@ -27,18 +27,23 @@ fn is_sparse(len: usize, capacity: usize) -> bool {
     capacity > KEPT && len.saturating_mul(4) <= capacity
 }
 
+/// The capacity a collection of `len` entries shrinks to, if it should.
+fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
+    is_sparse(len, capacity).then(|| (len * 2).max(KEPT / 2))
+}
+
 impl<K: Eq + Hash, V, S: BuildHasher> ShrinkWhenSparse for HashMap<K, V, S> {
     fn shrink_when_sparse(&mut self) {
-        if is_sparse(self.len(), self.capacity()) {
-            self.shrink_to((self.len() * 2).max(KEPT / 2));
+        if let Some(n) = shrink_target(self.len(), self.capacity()) {
+            self.shrink_to(n);
         }
     }
 }
 
 impl<K: Eq + Hash, S: BuildHasher> ShrinkWhenSparse for HashSet<K, S> {
     fn shrink_when_sparse(&mut self) {
-        if is_sparse(self.len(), self.capacity()) {
-            self.shrink_to((self.len() * 2).max(KEPT / 2));
+        if let Some(n) = shrink_target(self.len(), self.capacity()) {
+            self.shrink_to(n);
         }
     }
 }
