@@ -86,14 +86,15 @@ where
         own: stop_rx,
     };
     let reader = async {
+        let fanout = Fanout::new(conn, role, members);
         if outbound {
             read_relayed(
-                conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
+                rd, leftover, &peer_id, fanout, rx_meter, settings, &activity, stop,
             )
             .await
         } else {
             read_blocks(
-                conn, rd, leftover, &peer_id, role, members, rx_meter, settings, &activity, stop,
+                rd, leftover, &peer_id, fanout, rx_meter, settings, &activity, stop,
             )
             .await
         }
@@ -200,12 +201,10 @@ enum ReadEnd {
 /// Cuts what the peer sends into blocks and fans each read out to its recipients.
 #[allow(clippy::too_many_arguments)]
 async fn read_blocks<R: AsyncRead + Unpin>(
-    conn: ConnId,
     mut rd: R,
     mut leftover: BytesMut,
     peer_id: &str,
-    role: Role,
-    mut members: watch::Receiver<Members>,
+    mut fanout: Fanout,
     mut meter: TrafficRecorder,
     settings: &RelaySettings,
     activity: &ReadActivity,
@@ -217,7 +216,6 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     }
     let mut size = ReadSize::new(queue::read_size(settings.window, settings.block_size));
     let mut arena = BytesMut::new();
-    let mut view = members.borrow_and_update().clone();
     loop {
         let data = if !leftover.is_empty() {
             let k = leftover.len().min(size.max);
@@ -241,16 +239,7 @@ async fn read_blocks<R: AsyncRead + Unpin>(
             arena.split_to(n).freeze()
         };
         let batch = Batch::frame(peer_id, data, settings.block_size);
-        fan_out(
-            conn,
-            role,
-            batch,
-            &mut members,
-            &mut view,
-            &mut meter,
-            settings,
-        )
-        .await;
+        fanout.hand_out(batch, &mut meter, settings).await;
     }
 }
 
@@ -287,32 +276,51 @@ impl ReadSize {
     }
 }
 
-/// Records `batch`, just read, and hands it to every member of the stream that
-/// `role`'s data goes to, awaiting room in each queue (the back-pressure). Waiting
-/// for room holds up the sender's transfer of the batch, so it counts in `meter`.
-async fn fan_out(
+/// Where a reader's batches go: the members of its stream that `role`'s data goes
+/// to, from a view of the member list refreshed only when it changed. Dropping it
+/// drops the view, whose queue handles a draining writer waits to see released.
+struct Fanout {
     conn: ConnId,
     role: Role,
-    batch: Batch,
-    members: &mut watch::Receiver<Members>,
-    view: &mut Members,
-    meter: &mut TrafficRecorder,
-    settings: &RelaySettings,
-) {
-    // Waiting for the peer to send was idle time, not transfer time: the
-    // transfer starts now.
-    let read_at = Instant::now();
-    meter.record(batch.data_len(), read_at, false);
-    settings.metrics.received.inc_by(batch.data_len() as u64);
-    settings.metrics.blocks.inc_by(batch.len() as u64);
-    if members.has_changed().unwrap_or(false) {
-        *view = members.borrow_and_update().clone();
+    members: watch::Receiver<Members>,
+    view: Members,
+}
+
+impl Fanout {
+    fn new(conn: ConnId, role: Role, mut members: watch::Receiver<Members>) -> Self {
+        let view = members.borrow_and_update().clone();
+        Fanout {
+            conn,
+            role,
+            members,
+            view,
+        }
     }
-    let batch = Arc::new(batch);
-    for m in view.iter() {
-        if m.conn != conn && routes_to(role, m.role) {
-            // An error means that recipient is gone; the others still get it.
-            let _ = meter.held_up(read_at, m.queue.send(batch.clone())).await;
+
+    /// Records `batch`, just read, and hands it to every recipient, awaiting room
+    /// in each queue (the back-pressure). Waiting for room holds up the sender's
+    /// transfer of the batch, so it counts in `meter`.
+    async fn hand_out(
+        &mut self,
+        batch: Batch,
+        meter: &mut TrafficRecorder,
+        settings: &RelaySettings,
+    ) {
+        // Waiting for the peer to send was idle time, not transfer time: the
+        // transfer starts now.
+        let read_at = Instant::now();
+        meter.record(batch.data_len(), read_at, false);
+        settings.metrics.received.inc_by(batch.data_len() as u64);
+        settings.metrics.blocks.inc_by(batch.len() as u64);
+        if self.members.has_changed().unwrap_or(false) {
+            self.view = self.members.borrow_and_update().clone();
+        }
+        let batch = Arc::new(batch);
+        for m in self.view.iter() {
+            if m.conn != self.conn && routes_to(self.role, m.role) {
+                // An error means that recipient is gone; the others still get it.
+                let _ = meter.held_up(read_at, m.queue.send(batch.clone())).await;
+            }
         }
     }
 }
@@ -326,12 +334,10 @@ const MAX_RELAYED_BLOCK: u64 = (crate::config::MAX_BLOCK_SIZE + MAX_ID_LEN + 1) 
 /// out, so ids always name the sender as our stream knows it.
 #[allow(clippy::too_many_arguments)]
 async fn read_relayed<R: AsyncRead + Unpin>(
-    conn: ConnId,
     mut rd: R,
     leftover: BytesMut,
     peer_id: &str,
-    role: Role,
-    mut members: watch::Receiver<Members>,
+    mut fanout: Fanout,
     mut meter: TrafficRecorder,
     settings: &RelaySettings,
     activity: &ReadActivity,
@@ -340,7 +346,6 @@ async fn read_relayed<R: AsyncRead + Unpin>(
     let max = queue::read_size(settings.window, settings.block_size);
     let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
     let mut inbuf = leftover;
-    let mut view = members.borrow_and_update().clone();
     loop {
         let mut batch = BatchBuilder::default();
         loop {
@@ -356,17 +361,7 @@ async fn read_relayed<R: AsyncRead + Unpin>(
             }
         }
         if batch.data_len() > 0 {
-            let batch = batch.finish();
-            fan_out(
-                conn,
-                role,
-                batch,
-                &mut members,
-                &mut view,
-                &mut meter,
-                settings,
-            )
-            .await;
+            fanout.hand_out(batch.finish(), &mut meter, settings).await;
             continue;
         }
         inbuf.reserve(MAX_HEADER_LEN + max);
