@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::blocks::read_message;
 use common::c2s::{within, STEP};
 use common::dsps::Dsps;
-use common::scenario::{create_and_invite, iq_error, Rig, DOMAIN};
+use common::scenario::{alice_streams_to_bob, create_and_invite, iq_error, Rig, DOMAIN};
 use dsps::client::session::{ClientError, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{self, CreateRequest, Role};
@@ -49,13 +49,7 @@ fn expect_error(reply: &Element, code: &str, condition: &str, kind: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_requests_get_coded_errors() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let [alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (a_seat, b_seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
+    let (alice, bob, a_seat, b_seat) = alice_streams_to_bob(&rig).await;
 
     // Unknown DSPS query type: 400, on the bare JID and on a peer resource.
     let r = alice.ask("get", DOMAIN, dsps_query("teleport")).await;
@@ -80,7 +74,7 @@ async fn wrong_requests_get_coded_errors() {
     let admin = attr(Element::builder("query", NS_DSPS), "type", "admin")
         .append(drop)
         .build();
-    let r = bob.ask("set", &b_seats[0].peer_jid, admin).await;
+    let r = bob.ask("set", &b_seat.peer_jid, admin).await;
     expect_error(&r, "403", "forbidden", "auth");
     // The stream still works for its owner afterwards.
     alice.who(&a_seat).await;
@@ -146,14 +140,7 @@ async fn expect_logged(dsps: &Dsps, port: u16, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_hostile_handshakes_are_closed_and_logged() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (a_seat, seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
-    let b_seat = &seats[0];
+    let (mut alice, bob, a_seat, b_seat) = alice_streams_to_bob(&rig).await;
 
     // A line longer than 4 KiB.
     let (mut tcp, port) = dial(&a_seat).await;
@@ -190,7 +177,7 @@ async fn malformed_and_hostile_handshakes_are_closed_and_logged() {
     // A pair that is already connected: the intruder is closed, the original
     // connection keeps working.
     let (_ar, mut aw) = alice.connect(&a_seat).await;
-    let (mut br, _bw) = bob.connect(b_seat).await;
+    let (mut br, _bw) = bob.connect(&b_seat).await;
     alice.wait_for_presence("connect", &bob.jid).await;
     let (mut tcp, port) = dial(&a_seat).await;
     let line = format!("{} {}\n", bob.jid, b_seat.peer_jid);
@@ -233,17 +220,10 @@ async fn silent_client_is_closed_after_the_handshake_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
     let rig = Rig::start(SECRET, &["alice", "bob"], "");
-    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (a_seat, seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
-    let b_seat = &seats[0];
+    let (mut alice, bob, a_seat, b_seat) = alice_streams_to_bob(&rig).await;
 
     // bob starts a handshake by hand and answers KEY1 with the wrong key.
-    let (tcp, port) = dial(b_seat).await;
+    let (tcp, port) = dial(&b_seat).await;
     let mut tcp = BufReader::new(tcp);
     let line = format!("{} {}\n", bob.jid, b_seat.peer_jid);
     within(tcp.get_mut().write_all(line.as_bytes()))
@@ -275,14 +255,14 @@ async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
 
     // A second hello for the same pair replaces a pending attempt, which is closed
     // at once rather than left to the handshake timeout.
-    let (mut first, port) = dial(b_seat).await;
+    let (mut first, port) = dial(&b_seat).await;
     within(first.write_all(line.as_bytes())).await.unwrap();
     let mut key = [0u8; 64];
     let n = within(first.read(&mut key))
         .await
         .expect("KEY1 of the first attempt");
     assert!(n > 0, "the first attempt got no KEY1");
-    let (mut second, _) = dial(b_seat).await;
+    let (mut second, _) = dial(&b_seat).await;
     within(second.write_all(line.as_bytes())).await.unwrap();
     closed_within(&mut first, PROMPT_CLOSE).await;
     expect_logged(&rig.dsps, port, "replaced by a newer handshake").await;
@@ -295,7 +275,7 @@ async fn wrong_key1_is_refused_and_a_fresh_handshake_succeeds() {
 
     // A fresh, correct handshake works, and data flows.
     let (_ar, mut aw) = alice.connect(&a_seat).await;
-    let (mut br, _bw) = bob.connect(b_seat).await;
+    let (mut br, _bw) = bob.connect(&b_seat).await;
     alice.wait_for_presence("connect", &bob.jid).await;
     let data = b"after a failed attempt";
     within(aw.write_all(data)).await.unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::blocks::next_block;
 use common::c2s::{within, STEP};
-use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
+use common::scenario::{alice_streams_to_bob, Peer, Rig, DOMAIN};
 use dsps::client::session::Seat;
 use dsps::proto::query::{AdminAction, AdminRequest, CreateRequest, PresencePush, Role, WhoPeer};
 use dsps::proto::xml::NS_DSPS;
@@ -294,15 +294,9 @@ const FALL_BOUND: Duration = Duration::from_secs(30);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_figures_fall_while_a_slave_stops_reading_and_recover() {
     let rig = Rig::start(SECRET, &["alice", "bob"], SMALL_WINDOW);
-    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (a_seat, seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
+    let (mut alice, bob, a_seat, b_seat) = alice_streams_to_bob(&rig).await;
     let (_ar, mut aw) = alice.connect(&a_seat).await;
-    let (mut br, _bw) = bob.connect_buffered(&seats[0], STALL_RECV_BUFFER).await;
+    let (mut br, _bw) = bob.connect_buffered(&b_seat, STALL_RECV_BUFFER).await;
     alice.wait_for_presence("connect", &bob.jid).await;
 
     // A burst: non-zero for both as soon as bob has it.

@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::blocks::read_payload;
 use common::c2s::{within, STEP};
 use common::dsps::{Component, Dsps};
-use common::scenario::{create_and_invite, Peer, Rig, DOMAIN};
-use dsps::proto::query::{CreateRequest, Role};
+use common::scenario::{alice_streams_to_bob, Peer, Rig, DOMAIN};
+use dsps::proto::query::CreateRequest;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
@@ -43,15 +43,9 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 /// bytes and leaves, bob reads them all; returns once the log says the stream
 /// ended.
 async fn transfer(rig: &Rig) {
-    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (seat, seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
+    let (mut alice, bob, seat, b_seat) = alice_streams_to_bob(rig).await;
     let (_ar, mut aw) = alice.connect(&seat).await;
-    let (br, _bw) = bob.connect(&seats[0]).await;
+    let (br, _bw) = bob.connect(&b_seat).await;
     // Data sent before bob is on the data path would not be his.
     alice.wait_for_presence("connect", &bob.jid).await;
     let reader = tokio::spawn(read_payload(br, LEN));

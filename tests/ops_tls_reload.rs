@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::blocks::read_payload;
 use common::c2s::{within, STEP};
-use common::scenario::{create_and_invite, Rig};
+use common::scenario::{alice_streams_to_bob, Rig};
 use dsps::client::transport::{trust_pem, ConnectOptions, Via};
-use dsps::proto::query::{CreateRequest, Role};
 use rand::RngCore;
 use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::{Digest, Sha256};
@@ -105,20 +104,14 @@ async fn sighup_serves_the_new_certificate_to_new_connections_and_keeps_streams(
     let relay = rig.dsps.logged_addr("relay port listening", "relay");
     assert_eq!(served_certificate(relay, &roots).await, der(&a.cert_pem));
 
-    let [mut alice, mut bob] = rig.peers(["alice", "bob"]).await;
-    let (seat, seats) = create_and_invite(
-        &alice,
-        &CreateRequest::default(),
-        &mut [(&mut bob, Role::Slave)],
-    )
-    .await;
+    let (mut alice, bob, seat, b_seat) = alice_streams_to_bob(&rig).await;
     let (_ar, mut aw) = alice.connect(&seat).await;
     let tls_a = ConnectOptions {
         via: Via::Tls,
         tls: Some(trust_a),
         ..ConnectOptions::default()
     };
-    let conn = bob.connect_via(&seats[0], &tls_a).await;
+    let conn = bob.connect_via(&b_seat, &tls_a).await;
     let (br, _bw) = conn.into_split();
     // Data sent before bob is on the data path would not be his.
     alice.wait_for_presence("connect", &bob.jid).await;

@@ -353,6 +353,20 @@ pub async fn create_and_invite(
     (seat, seats)
 }
 
+/// The usual start: alice creates a stream with the default settings and invites
+/// bob as its slave. Returns alice, bob, alice's seat and bob's seat.
+pub async fn alice_streams_to_bob(rig: &Rig) -> (Peer, Peer, Seat, Seat) {
+    let [alice, mut bob] = rig.peers(["alice", "bob"]).await;
+    let (a_seat, mut seats) = create_and_invite(
+        &alice,
+        &CreateRequest::default(),
+        &mut [(&mut bob, Role::Slave)],
+    )
+    .await;
+    let b_seat = seats.pop().expect("one invitee, one seat");
+    (alice, bob, a_seat, b_seat)
+}
+
 /// The DSPS error (and its text) of a request that must have failed with one.
 pub fn dsps_error<T: Debug>(r: Result<T, ClientError>) -> (Option<DspsError>, String) {
     match r {
