@@ -56,7 +56,8 @@
 //!   command (`logging::control`).
 //! - [`systemd`]: `Type=notify` readiness, status and watchdog notifications.
 //! - [`certgen`]: `dsps gen-cert`, a self-signed pair for `[tls]`.
-//! - [`memory`]: gives the memory of closed connections back to the system.
+//! - [`memory`]: gives the memory of closed connections back to the system, and
+//!   (`memory::tuning`) starts the server with glibc settings that let it.
 //! - [`metrics`]: the counters of the `[metrics]` Prometheus endpoint, and
 //!   `metrics::endpoint`, the HTTP responder that serves them.
 //!

@@ -70,6 +70,8 @@ fn main() -> ExitCode {
         (None, Some(path)) => path,
         (None, None) => unreachable!("clap requires --config without a subcommand"),
     };
+    // Before anything else: this may run the binary again with glibc's settings.
+    let tuning = dsps::memory::tuning::apply();
     let config = match dsps::config::Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
     // `None` only if a subscriber was installed already; then the admin
     // command "Set log level" is not offered.
     let log = dsps::logging::init(&config.log);
+    dsps::memory::tuning::log(&tuning);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

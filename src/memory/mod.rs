@@ -6,6 +6,8 @@
 //! end (debounced: one pass per [`TRIM_AFTER`] however many), the service asks
 //! the allocator to return every free page.
 
+pub mod tuning;
+
 use std::sync::Arc;
 use std::time::Duration;
 
