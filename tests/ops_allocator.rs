@@ -1,5 +1,5 @@
-//! The server starts itself with glibc's allocator settings (one arena, a
-//! per-thread cache of one: see `memory::tuning`) by running its binary again once, and
+//! The server starts itself with glibc's allocator settings (one arena, no
+//! per-thread cache: see `memory::tuning`) by running its binary again once, and
 //! keeps what an operator set. Checked on the real binary: its log, and the
 //! environment and name of the process that runs.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -15,7 +15,7 @@ const SECRET: &str = "ops-allocator-secret";
 /// Nothing listens there: the component retries, which is all these tests need.
 const NO_SERVER: &str = "127.0.0.1:1";
 const BOUND: Duration = Duration::from_secs(15);
-const OURS: &str = "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=1";
+const OURS: &str = "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0";
 
 fn start(env: &[(&str, &str)]) -> Dsps {
     let d = Dsps::spawn(NO_SERVER, &Component::new(DOMAIN, SECRET).env(env));
@@ -47,7 +47,7 @@ fn logged_tunables(d: &Dsps) -> String {
 }
 
 #[test]
-fn by_default_the_server_runs_again_with_one_arena_and_a_thread_cache_of_one() {
+fn by_default_the_server_runs_again_with_one_arena_and_no_thread_cache() {
     let d = start(&[]);
     assert_eq!(logged_tunables(&d), OURS);
     let env = environ(&d);
@@ -59,7 +59,7 @@ fn by_default_the_server_runs_again_with_one_arena_and_a_thread_cache_of_one() {
         env.iter().any(|kv| kv.starts_with("GLIBC_TUNABLES=")),
         "{env:?}"
     );
-    for (key, value) in [("arena_max", "1"), ("tcache_count", "1")] {
+    for (key, value) in [("arena_max", "1"), ("tcache_count", "0")] {
         let setting = format!("glibc.malloc.{key}={value}");
         assert!(
             env.iter().any(|kv| kv.contains(&setting)),

@@ -4,15 +4,14 @@
 //! - an arena per thread that allocates, each with its own survivors scattered
 //!   among its holes;
 //! - a per-thread cache holding up to 7 freed chunks of every small size out of
-//!   `malloc_trim`'s reach, each pinning its page. One per size keeps the cache's
-//!   fast path for the usual free-then-allocate.
+//!   `malloc_trim`'s reach, each pinning its page.
 //!
 //! Measured with 10 000 idle peers that came and left (`scripts/bench.sh --case
 //! memory`), RSS over a warm process: +5.7 MiB with the defaults, +4.9 with one
-//! arena, +1.6 with one arena and a cache of one (the same as with none; +2.8
-//! with two). The data path allocates a few times per 256 KiB read, so the lock
-//! the workers then share is not felt (1→16, 1→64 and setups unchanged within
-//! noise, alternating runs).
+//! arena, +1.7 with one arena and a cache of one chunk per size, +1.2 to +1.3
+//! with one arena and no cache. The data path allocates a few times per 256 KiB
+//! read, so the lock the workers then share and the cache's absence are not felt
+//! (1→16, 1→64 and stream setups the same within noise, in alternating runs).
 //!
 //! glibc reads these settings only at start, from `GLIBC_TUNABLES`, so the server
 //! runs itself again once with them added. Settings an operator put in
@@ -23,7 +22,7 @@ use std::ffi::OsString;
 /// The settings dsps adds to `GLIBC_TUNABLES` when they are not named there.
 pub const SETTINGS: [(&str, &str); 2] = [
     ("glibc.malloc.arena_max", "1"),
-    ("glibc.malloc.tcache_count", "1"),
+    ("glibc.malloc.tcache_count", "0"),
 ];
 
 /// Set in the re-executed process: a system that drops `GLIBC_TUNABLES` (a
@@ -112,7 +111,7 @@ pub fn log(tuning: &Tuning) {
         }
         Tuning::Unapplied(why) => tracing::warn!(
             "{why}; memory freed by departed peers may stay with the process \
-             (set GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=1)"
+             (set GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0)"
         ),
         Tuning::NotGlibc => {}
     }
@@ -122,7 +121,7 @@ pub fn log(tuning: &Tuning) {
 mod tests {
     use super::*;
 
-    const OURS: &str = "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=1";
+    const OURS: &str = "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0";
 
     #[test]
     fn both_settings_are_added_when_nothing_is_set() {
