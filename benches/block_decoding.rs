@@ -109,8 +109,8 @@ fn run(s: Subject, driver: &mut impl common::Driver) {
     let bytes = stream(s);
     let mut decoder = BlockDecoder::new(MAX_BLOCK);
     let want = (s.blocks, s.blocks * s.data_len);
-    // What `read_relayed` reserves before each read.
-    let reserve = MAX_HEADER_LEN + read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE);
+    // What `read_relayed` reserves before each read of a link fanned out.
+    let reserve = MAX_HEADER_LEN + read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE, 2);
     let fresh = || BytesMut::with_capacity(reserve);
     if s.bytewise {
         let mut buf = fresh();

@@ -2,8 +2,9 @@
 //! reader does it (`read_blocks` in src/relay/data.rs): `Batch::frame` cuts the read
 //! into blocks of the default 16 KiB and writes their headers back to back into one
 //! small buffer, each block's data staying a slice of the read. A 16 KiB read is one
-//! block; 256 KiB is the largest read at the default window (`queue::read_size`),
-//! 16 blocks. `segments` is what each recipient's writer then does with the batch
+//! block; 256 KiB is the largest read at the default window for a fan-out
+//! (`queue::read_size`), 16 blocks (a lone recipient's reads go to 32; framing
+//! costs per block, so that is twice the 16-block figure). `segments` is what each recipient's writer then does with the batch
 //! (`Outbox::write_some`): an I/O slice per header and per data slice, read in place.
 //!
 //! Framing copies no data, so its cost is per block, not per byte.
@@ -132,7 +133,7 @@ fn throughput(subject: Subject) -> Throughput {
 fn main() {
     assert_eq!(LONG_ID.len(), MAX_ID_LEN);
     assert_eq!(
-        read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE),
+        read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE, 2),
         LARGE_READ,
         "the large case should be the relay's largest read at the defaults; update it"
     );

@@ -30,7 +30,7 @@ use tracing::debug;
 use super::batch::{Batch, BatchBuilder};
 use super::conn::{Attached, Control, RelaySettings};
 use super::outbox::Outbox;
-use super::plane::{routes_to, Members};
+use super::plane::{routes_to, Member, Members};
 use super::queue::{self, QueueRx};
 use super::traffic::TrafficRecorder;
 use crate::core::registry::ConnId;
@@ -214,13 +214,16 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     if leftover.is_empty() {
         leftover = BytesMut::new();
     }
-    let mut size = ReadSize::new(queue::read_size(settings.window, settings.block_size));
+    let read_size =
+        |fanout: &Fanout| queue::read_size(settings.window, settings.block_size, fanout.recipients);
+    let mut size = ReadSize::new(read_size(&fanout));
     let mut arena = BytesMut::new();
     loop {
         let data = if !leftover.is_empty() {
             let k = leftover.len().min(size.max);
             leftover.split_to(k).freeze()
         } else {
+            size.limit(read_size(&fanout));
             let want = size.next();
             if arena.capacity() < want {
                 // Reclaims the arena in place once every block cut from it is
@@ -267,6 +270,12 @@ impl ReadSize {
         self.want
     }
 
+    /// A new largest read (the number of recipients changed).
+    fn limit(&mut self, max: usize) {
+        self.max = max;
+        self.want = self.want.min(max);
+    }
+
     fn after(&mut self, n: usize) {
         if n >= self.want {
             self.want = (self.want * 2).min(self.max);
@@ -284,17 +293,29 @@ struct Fanout {
     role: Role,
     members: watch::Receiver<Members>,
     view: Members,
+    /// How many members of `view` the batches go to.
+    recipients: usize,
 }
 
 impl Fanout {
     fn new(conn: ConnId, role: Role, mut members: watch::Receiver<Members>) -> Self {
         let view = members.borrow_and_update().clone();
-        Fanout {
+        let mut fanout = Fanout {
             conn,
             role,
             members,
             view,
-        }
+            recipients: 0,
+        };
+        fanout.recipients = fanout.targets().count();
+        fanout
+    }
+
+    /// The members of the view that this reader's batches go to.
+    fn targets(&self) -> impl Iterator<Item = &Member> {
+        self.view
+            .iter()
+            .filter(|m| m.conn != self.conn && routes_to(self.role, m.role))
     }
 
     /// Records `batch`, just read, and hands it to every recipient, awaiting room
@@ -314,13 +335,12 @@ impl Fanout {
         settings.metrics.blocks.inc_by(batch.len() as u64);
         if self.members.has_changed().unwrap_or(false) {
             self.view = self.members.borrow_and_update().clone();
+            self.recipients = self.targets().count();
         }
         let batch = Arc::new(batch);
-        for m in self.view.iter() {
-            if m.conn != self.conn && routes_to(self.role, m.role) {
-                // An error means that recipient is gone; the others still get it.
-                let _ = meter.held_up(read_at, m.queue.send(batch.clone())).await;
-            }
+        for m in self.targets() {
+            // An error means that recipient is gone; the others still get it.
+            let _ = meter.held_up(read_at, m.queue.send(batch.clone())).await;
         }
     }
 }
@@ -343,10 +363,10 @@ async fn read_relayed<R: AsyncRead + Unpin>(
     activity: &ReadActivity,
     mut stop: Stop,
 ) -> ReadEnd {
-    let max = queue::read_size(settings.window, settings.block_size);
     let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
     let mut inbuf = leftover;
     loop {
+        let max = queue::read_size(settings.window, settings.block_size, fanout.recipients);
         let mut batch = BatchBuilder::default();
         loop {
             match decoder.decode(&mut inbuf) {
@@ -585,5 +605,45 @@ async fn cut(control: &mut mpsc::Receiver<Control>) -> &'static str {
             None => return "service stopped",
             Some(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_start_small_and_double_while_they_fill() {
+        let mut size = ReadSize::new(256 << 10);
+        assert_eq!(size.next(), MIN_READ);
+        for _ in 0..20 {
+            let n = size.next();
+            size.after(n);
+        }
+        assert_eq!(size.next(), 256 << 10);
+        // Far shorter reads halve it, down to the smallest.
+        for _ in 0..20 {
+            size.after(10);
+        }
+        assert_eq!(size.next(), MIN_READ);
+    }
+
+    #[test]
+    fn a_new_limit_caps_the_next_read_and_a_higher_one_lets_it_grow() {
+        let mut size = ReadSize::new(512 << 10);
+        for _ in 0..20 {
+            let n = size.next();
+            size.after(n);
+        }
+        assert_eq!(size.next(), 512 << 10);
+        // A second recipient joined: at once no read is above the fan-out size.
+        size.limit(256 << 10);
+        assert_eq!(size.next(), 256 << 10);
+        size.after(256 << 10);
+        assert_eq!(size.next(), 256 << 10);
+        // Alone again: full reads grow back to the larger size.
+        size.limit(512 << 10);
+        size.after(256 << 10);
+        assert_eq!(size.next(), 512 << 10);
     }
 }
