@@ -3,8 +3,8 @@
 //! into blocks of the default 16 KiB and writes their headers back to back into one
 //! small buffer, each block's data staying a slice of the read. A 16 KiB read is one
 //! block; 256 KiB is the largest read at the default window for a fan-out
-//! (`queue::read_size`), 16 blocks (a lone recipient's reads go to 32; framing
-//! costs per block, so that is twice the 16-block figure). `segments` is what each recipient's writer then does with the batch
+//! (`queue::read_size`), 16 blocks. A lone recipient's reads go to 32 blocks;
+//! framing costs per block, so that is twice the 16-block figure. `segments` is what each recipient's writer then does with the batch
 //! (`Outbox::write_some`): an I/O slice per header and per data slice, read in place.
 //!
 //! Framing copies no data, so its cost is per block, not per byte.
@@ -135,7 +135,7 @@ fn main() {
     assert_eq!(
         read_size(DEFAULT_WINDOW, DEFAULT_BLOCK_SIZE, 2),
         LARGE_READ,
-        "the large case should be the relay's largest read at the defaults; update it"
+        "the large case should be the largest read of a fan-out at the defaults; update it"
     );
     if let Some(fixed) = common::fixed_mode() {
         let subject = common::find_case(CASES, &fixed.case);

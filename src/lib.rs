@@ -61,7 +61,8 @@
 //! - [`metrics`]: the counters of the `[metrics]` Prometheus endpoint, and
 //!   `metrics::endpoint`, the HTTP responder that serves them.
 //!
-//! The one `unsafe` block is the `malloc_trim` call in [`memory`].
+//! The only `unsafe` blocks are in [`memory`]: the `malloc_trim` call, and setting
+//! SIGPIPE back to ignored if the allocator restart (`memory::tuning`) fails.
 #![deny(unsafe_code)]
 
 pub mod certgen;

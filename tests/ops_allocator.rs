@@ -17,10 +17,43 @@ const NO_SERVER: &str = "127.0.0.1:1";
 const BOUND: Duration = Duration::from_secs(15);
 const OURS: &str = "glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0";
 
+/// Unset (empty) in every child unless a test sets them: the runner's own must
+/// not decide the outcome.
+const CLEAN: [(&str, &str); 3] = [
+    ("GLIBC_TUNABLES", ""),
+    ("MALLOC_ARENA_MAX", ""),
+    ("DSPS_ALLOCATOR_RESTARTED", ""),
+];
+
 fn start(env: &[(&str, &str)]) -> Dsps {
-    let d = Dsps::spawn(NO_SERVER, &Component::new(DOMAIN, SECRET).env(env));
+    let mut all: Vec<(&str, &str)> = CLEAN
+        .iter()
+        .filter(|(k, _)| !env.iter().any(|(set, _)| set == k))
+        .copied()
+        .collect();
+    all.extend_from_slice(env);
+    let d = Dsps::spawn(NO_SERVER, &Component::new(DOMAIN, SECRET).env(&all));
     d.wait_for_log("connecting to XMPP server", BOUND);
     d
+}
+
+fn restarted(d: &Dsps) -> bool {
+    environ(d)
+        .iter()
+        .any(|kv| kv == "DSPS_ALLOCATOR_RESTARTED=1")
+}
+
+/// glibc's own reading of `tunables`: its loader lists every tunable's value.
+fn glibc_reads(tunables: &str) -> Option<String> {
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let out = std::process::Command::new(loader)
+        .arg("--list-tunables")
+        .env("GLIBC_TUNABLES", tunables)
+        .output()
+        .expect("run the loader");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The environment the running program was started with, one `K=V` per entry.
@@ -66,7 +99,20 @@ fn by_default_the_server_runs_again_with_one_arena_and_no_thread_cache() {
             "{setting}: {env:?}"
         );
     }
-    assert!(env.iter().any(|kv| kv == "DSPS_ALLOCATOR_RESTARTED=1"));
+    assert!(restarted(&d));
+    // With the arguments it was given.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", d.pid())).unwrap();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    assert_eq!(args[1], b"--config", "{args:?}");
+    assert!(args[2].ends_with(b"dsps.toml"), "{args:?}");
+    // And glibc takes the settings as they are spelt.
+    match glibc_reads(OURS) {
+        Some(list) => {
+            assert!(list.contains("glibc.malloc.arena_max: 0x1 "), "{list}");
+            assert!(list.contains("glibc.malloc.tcache_count: 0x0 "), "{list}");
+        }
+        None => eprintln!("no glibc loader found to check the settings' spelling"),
+    }
     // Still called dsps in ps, top and the journal.
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid())).unwrap();
     assert_eq!(comm.trim(), "dsps");
@@ -80,6 +126,41 @@ fn an_operators_own_value_is_kept_and_the_missing_one_added() {
         logged_tunables(&d),
         "glibc.malloc.tcache_count=7:glibc.malloc.arena_max=1"
     );
+    assert!(restarted(&d));
+}
+
+#[test]
+fn an_operators_malloc_arena_max_is_kept() {
+    let d = start(&[("MALLOC_ARENA_MAX", "2")]);
+    assert_eq!(logged_tunables(&d), "glibc.malloc.tcache_count=0");
+    assert!(restarted(&d));
+}
+
+#[test]
+fn a_failed_restart_leaves_the_process_as_it_was() {
+    // SIGPIPE ignored (signal 13, bit 12 of SigIgn): the Rust runtime's setting,
+    // on which every socket write relies to get EPIPE rather than be killed.
+    fn sigpipe_ignored() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        mask & (1 << (13 - 1)) != 0
+    }
+    assert!(sigpipe_ignored());
+    let got = dsps::memory::tuning::restart(
+        std::path::Path::new("/nonexistent/dsps"),
+        "dsps".into(),
+        vec![],
+        OURS,
+    );
+    assert!(
+        matches!(&got, dsps::memory::tuning::Tuning::Unapplied(why) if why.contains("/nonexistent/dsps")),
+        "{got:?}"
+    );
+    assert!(sigpipe_ignored(), "SIGPIPE is no longer ignored");
 }
 
 #[test]
@@ -87,17 +168,15 @@ fn with_both_settings_named_already_it_does_not_run_again() {
     let mine = "glibc.malloc.arena_max=4:glibc.malloc.tcache_count=7";
     let d = start(&[("GLIBC_TUNABLES", mine)]);
     assert_eq!(logged_tunables(&d), mine);
-    assert!(!environ(&d)
-        .iter()
-        .any(|kv| kv.starts_with("DSPS_ALLOCATOR_RESTARTED")));
+    assert!(!restarted(&d));
 }
 
 #[test]
 fn if_the_settings_are_lost_on_the_way_it_warns_and_runs_without_them() {
-    // As if the system had dropped GLIBC_TUNABLES when dsps ran itself again: it
+    // As if GLIBC_TUNABLES had been lost when dsps ran itself again: it
     // must not restart forever.
     let d = start(&[("DSPS_ALLOCATOR_RESTARTED", "1")]);
-    d.wait_for_log("GLIBC_TUNABLES was dropped", BOUND);
+    d.wait_for_log("GLIBC_TUNABLES was lost", BOUND);
     assert!(d.log().contains("WARN"), "{}", d.log());
     assert!(!d.log().contains("allocator settings in place"));
 }

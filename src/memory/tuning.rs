@@ -8,16 +8,19 @@
 //!
 //! Measured with 10 000 idle peers that came and left (`scripts/bench.sh --case
 //! memory`), RSS over a warm process: +5.7 MiB with the defaults, +4.9 with one
-//! arena, +1.7 with one arena and a cache of one chunk per size, +1.2 to +1.3
-//! with one arena and no cache. The data path allocates a few times per 256 KiB
-//! read, so the lock the workers then share and the cache's absence are not felt
-//! (1→16, 1→64 and stream setups the same within noise, in alternating runs).
+//! arena, +1.7 with one arena and a cache of one chunk per size, +1.1 to +2.0
+//! with one arena and no cache. The cost is in allocation-heavy work: stream
+//! setups (XML) ran about 19 % slower in alternating runs (medians 350 against
+//! 430 per second). The data path allocates a few times per read (256 to 512 KiB
+//! in bulk), and there 1→16, 1→64 and small-block latency were the same within
+//! noise.
 //!
 //! glibc reads these settings only at start, from `GLIBC_TUNABLES`, so the server
 //! runs itself again once with them added. Settings an operator put in
 //! `GLIBC_TUNABLES` are kept as they are.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 /// The settings dsps adds to `GLIBC_TUNABLES` when they are not named there.
 pub const SETTINGS: [(&str, &str); 2] = [
@@ -25,16 +28,24 @@ pub const SETTINGS: [(&str, &str); 2] = [
     ("glibc.malloc.tcache_count", "0"),
 ];
 
-/// Set in the re-executed process: a system that drops `GLIBC_TUNABLES` (a
-/// program with file capabilities, say) must not make dsps restart forever.
+/// glibc's older name for `glibc.malloc.arena_max`, common in container images.
+/// `GLIBC_TUNABLES` would override it, so an operator who set it keeps it.
+const ARENA_MAX_ALIAS: &str = "MALLOC_ARENA_MAX";
+
+/// Set in the re-executed process: if the settings are lost on the way, dsps
+/// must not restart forever.
 const RESTARTED: &str = "DSPS_ALLOCATOR_RESTARTED";
 
 /// What `GLIBC_TUNABLES` should become, or `None` if it names every setting
-/// already (with our value or the operator's).
-pub fn wanted(current: Option<&str>) -> Option<String> {
+/// already (with our value or the operator's). `arena_alias_set`: the operator
+/// set [`ARENA_MAX_ALIAS`], which counts as naming the arena setting.
+pub fn wanted(current: Option<&str>, arena_alias_set: bool) -> Option<String> {
     let current = current.unwrap_or("");
     let present: Vec<&str> = current.split(':').filter(|kv| !kv.is_empty()).collect();
-    let named = |key: &str| present.iter().any(|kv| kv.split('=').next() == Some(key));
+    let named = |key: &str| {
+        present.iter().any(|kv| kv.split('=').next() == Some(key))
+            || (arena_alias_set && key == SETTINGS[0].0)
+    };
     let missing: Vec<String> = SETTINGS
         .iter()
         .filter(|(key, _)| !named(key))
@@ -66,41 +77,106 @@ pub fn apply() -> Tuning {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return Tuning::NotGlibc;
     }
-    let current = std::env::var("GLIBC_TUNABLES").ok();
-    let Some(value) = wanted(current.as_deref()) else {
+    let current = match std::env::var_os("GLIBC_TUNABLES").map(OsString::into_string) {
+        None => None,
+        Some(Ok(text)) => Some(text),
+        Some(Err(_)) => {
+            return Tuning::Unapplied("GLIBC_TUNABLES is not UTF-8; left as it is".into())
+        }
+    };
+    let Some(value) = wanted(current.as_deref(), is_set(ARENA_MAX_ALIAS)) else {
         return Tuning::InPlace(current.unwrap_or_default());
     };
-    if std::env::var_os(RESTARTED).is_some() {
+    if is_set(RESTARTED) {
         return Tuning::Unapplied(
-            "GLIBC_TUNABLES was dropped when dsps restarted itself to set it".into(),
+            "GLIBC_TUNABLES was lost when dsps restarted itself to set it".into(),
         );
     }
+    if secure_execution() {
+        return Tuning::Unapplied(
+            "glibc ignores GLIBC_TUNABLES for a program with file capabilities or setuid".into(),
+        );
+    }
+    let exe = match running_binary() {
+        Ok(exe) => exe,
+        Err(why) => return Tuning::Unapplied(why),
+    };
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_else(|| OsString::from("dsps"));
-    restart(arg0, args.collect(), &value)
+    restart(&exe, arg0, args.collect(), &value)
 }
 
-#[cfg(unix)]
-fn restart(arg0: OsString, args: Vec<OsString>, tunables: &str) -> Tuning {
-    use std::os::unix::process::CommandExt;
-    // By its path, not /proc/self/exe, so that the process is still called dsps
-    // (its name comes from the file run).
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => return Tuning::Unapplied(format!("cannot find the running binary: {e}")),
+fn is_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+}
+
+/// Whether the kernel started us in secure-execution mode (`AT_SECURE` in the
+/// auxiliary vector: setuid, file capabilities), in which glibc ignores tunables.
+fn secure_execution() -> bool {
+    const AT_SECURE: u64 = 23;
+    let Ok(auxv) = std::fs::read("/proc/self/auxv") else {
+        return false;
     };
+    auxv.chunks_exact(16).any(|pair| {
+        let word = |at: usize| u64::from_ne_bytes(pair[at..at + 8].try_into().unwrap());
+        word(0) == AT_SECURE && word(8) != 0
+    })
+}
+
+/// The file to run again: the binary by its path, so that the process keeps its
+/// name; `/proc/self/exe` if that path no longer holds it (replaced or deleted
+/// since we started: the link then reads `… (deleted)`).
+fn running_binary() -> Result<PathBuf, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the running binary: {e}"))?;
+    let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // Started as `ld-linux… dsps …`: running the loader again would run it
+    // without the program.
+    if name.starts_with("ld-") || name.starts_with("ld.so") {
+        return Err(format!(
+            "dsps was started through the loader {}; not restarting",
+            exe.display()
+        ));
+    }
+    if !exe.is_file() {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    Ok(exe)
+}
+
+/// Replaces the process with `exe` run with `arg0`, `args` and `GLIBC_TUNABLES`
+/// set to `tunables`. Returns only if that failed; the process is then as it was.
+#[cfg(unix)]
+pub fn restart(exe: &Path, arg0: OsString, args: Vec<OsString>, tunables: &str) -> Tuning {
+    use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(exe)
         .arg0(arg0)
         .args(args)
         .env("GLIBC_TUNABLES", tunables)
         .env(RESTARTED, "1")
         .exec();
-    Tuning::Unapplied(format!("cannot restart with GLIBC_TUNABLES set: {err}"))
+    // std set SIGPIPE back to the default for the new program; this one goes on,
+    // and a write to a closed socket must stay an error, not a kill.
+    ignore_sigpipe();
+    Tuning::Unapplied(format!(
+        "cannot restart with GLIBC_TUNABLES set ({}): {err}",
+        exe.display()
+    ))
 }
 
 #[cfg(not(unix))]
-fn restart(_: OsString, _: Vec<OsString>, _: &str) -> Tuning {
-    Tuning::NotGlibc
+pub fn restart(_: &Path, _: OsString, _: Vec<OsString>, _: &str) -> Tuning {
+    Tuning::Unapplied("restarting needs a Unix exec".into())
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn ignore_sigpipe() {
+    // SAFETY: installs the SIG_IGN disposition, no handler: nothing runs in
+    // signal context. As the Rust runtime itself does at start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
 }
 
 /// Logs how the allocator is set up (after logging is up).
@@ -109,10 +185,14 @@ pub fn log(tuning: &Tuning) {
         Tuning::InPlace(tunables) => {
             tracing::debug!(glibc_tunables = %tunables, "allocator settings in place")
         }
-        Tuning::Unapplied(why) => tracing::warn!(
-            "{why}; memory freed by departed peers may stay with the process \
-             (set GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0)"
-        ),
+        Tuning::Unapplied(why) => {
+            let ours: Vec<String> = SETTINGS.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            tracing::warn!(
+                "{why}; memory freed by departed peers may stay with the process \
+                 (GLIBC_TUNABLES={} is what dsps sets)",
+                ours.join(":")
+            )
+        }
         Tuning::NotGlibc => {}
     }
 }
@@ -125,14 +205,14 @@ mod tests {
 
     #[test]
     fn both_settings_are_added_when_nothing_is_set() {
-        assert_eq!(wanted(None).as_deref(), Some(OURS));
-        assert_eq!(wanted(Some("")).as_deref(), Some(OURS));
+        assert_eq!(wanted(None, false).as_deref(), Some(OURS));
+        assert_eq!(wanted(Some(""), false).as_deref(), Some(OURS));
     }
 
     #[test]
     fn other_tunables_are_kept_in_front() {
         assert_eq!(
-            wanted(Some("glibc.rtld.optional_static_tls=4096")).as_deref(),
+            wanted(Some("glibc.rtld.optional_static_tls=4096"), false).as_deref(),
             Some(&*format!("glibc.rtld.optional_static_tls=4096:{OURS}"))
         );
     }
@@ -140,24 +220,42 @@ mod tests {
     #[test]
     fn an_operators_value_is_not_replaced() {
         assert_eq!(
-            wanted(Some("glibc.malloc.tcache_count=7")).as_deref(),
+            wanted(Some("glibc.malloc.tcache_count=7"), false).as_deref(),
             Some("glibc.malloc.tcache_count=7:glibc.malloc.arena_max=1")
         );
         assert_eq!(
-            wanted(Some("glibc.malloc.arena_max=4:glibc.malloc.tcache_count=7")),
+            wanted(
+                Some("glibc.malloc.arena_max=4:glibc.malloc.tcache_count=7"),
+                false
+            ),
             None
         );
     }
 
     #[test]
     fn once_in_place_nothing_more_is_wanted() {
-        assert_eq!(wanted(Some(OURS)), None);
+        assert_eq!(wanted(Some(OURS), false), None);
     }
 
     #[test]
     fn a_key_is_matched_whole_not_by_prefix() {
         // `glibc.malloc.tcache_count_x` is not `glibc.malloc.tcache_count`.
-        let got = wanted(Some("glibc.malloc.tcache_count_x=1")).unwrap();
+        let got = wanted(Some("glibc.malloc.tcache_count_x=1"), false).unwrap();
         assert!(got.ends_with(OURS), "{got}");
+    }
+
+    #[test]
+    fn an_operators_malloc_arena_max_counts_as_naming_the_arena_setting() {
+        assert_eq!(
+            wanted(None, true).as_deref(),
+            Some("glibc.malloc.tcache_count=0")
+        );
+        assert_eq!(wanted(Some("glibc.malloc.tcache_count=3"), true), None);
+    }
+
+    #[test]
+    fn this_process_is_not_in_secure_execution() {
+        // The test binary is an ordinary program: the auxiliary vector says so.
+        assert!(!secure_execution());
     }
 }

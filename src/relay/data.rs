@@ -214,16 +214,17 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     if leftover.is_empty() {
         leftover = BytesMut::new();
     }
-    let read_size =
+    let largest_read =
         |fanout: &Fanout| queue::read_size(settings.window, settings.block_size, fanout.recipients);
-    let mut size = ReadSize::new(read_size(&fanout));
+    let mut size = ReadSize::new(largest_read(&fanout));
     let mut arena = BytesMut::new();
     loop {
         let data = if !leftover.is_empty() {
             let k = leftover.len().min(size.max);
             leftover.split_to(k).freeze()
         } else {
-            size.limit(read_size(&fanout));
+            fanout.refresh();
+            size.limit(largest_read(&fanout));
             let want = size.next();
             if arena.capacity() < want {
                 // Reclaims the arena in place once every block cut from it is
@@ -311,6 +312,14 @@ impl Fanout {
         fanout
     }
 
+    /// Takes the member list again if it changed since the last look.
+    fn refresh(&mut self) {
+        if self.members.has_changed().unwrap_or(false) {
+            self.view = self.members.borrow_and_update().clone();
+            self.recipients = self.targets().count();
+        }
+    }
+
     /// The members of the view that this reader's batches go to.
     fn targets(&self) -> impl Iterator<Item = &Member> {
         self.view
@@ -333,10 +342,7 @@ impl Fanout {
         meter.record(batch.data_len(), read_at, false);
         settings.metrics.received.inc_by(batch.data_len() as u64);
         settings.metrics.blocks.inc_by(batch.len() as u64);
-        if self.members.has_changed().unwrap_or(false) {
-            self.view = self.members.borrow_and_update().clone();
-            self.recipients = self.targets().count();
-        }
+        self.refresh();
         let batch = Arc::new(batch);
         for m in self.targets() {
             // An error means that recipient is gone; the others still get it.
@@ -366,6 +372,7 @@ async fn read_relayed<R: AsyncRead + Unpin>(
     let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
     let mut inbuf = leftover;
     loop {
+        fanout.refresh();
         let max = queue::read_size(settings.window, settings.block_size, fanout.recipients);
         let mut batch = BatchBuilder::default();
         loop {
@@ -612,6 +619,34 @@ async fn cut(control: &mut mpsc::Receiver<Control>) -> &'static str {
 mod tests {
     use super::*;
 
+    fn members(list: &[(ConnId, Role)]) -> Members {
+        Arc::new(
+            list.iter()
+                .map(|&(conn, role)| Member {
+                    conn,
+                    role,
+                    queue: queue::queue(1 << 20).0,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_fanout_counts_the_members_its_reader_sends_to_and_follows_changes() {
+        use Role::{Master, Slave};
+        let (tx, rx) = watch::channel(members(&[(1, Master), (2, Slave), (3, Slave)]));
+        // A master's data goes to every other peer; a slave's to the masters.
+        let mut master = Fanout::new(1, Master, rx.clone());
+        let mut slave = Fanout::new(2, Slave, rx);
+        assert_eq!((master.recipients, slave.recipients), (2, 1));
+        tx.send(members(&[(1, Master), (2, Slave), (3, Master), (4, Slave)]))
+            .unwrap();
+        // Seen at the next look, before the reader sizes its next read.
+        master.refresh();
+        slave.refresh();
+        assert_eq!((master.recipients, slave.recipients), (3, 2));
+    }
+
     #[test]
     fn reads_start_small_and_double_while_they_fill() {
         let mut size = ReadSize::new(256 << 10);
@@ -636,7 +671,7 @@ mod tests {
             size.after(n);
         }
         assert_eq!(size.next(), 512 << 10);
-        // A second recipient joined: at once no read is above the fan-out size.
+        // A second recipient joined: the next read is no larger than a fan-out's.
         size.limit(256 << 10);
         assert_eq!(size.next(), 256 << 10);
         size.after(256 << 10);

@@ -206,6 +206,8 @@ mod tests {
         for recipients in 0..3 {
             for window in [1, 2, 7, 64, 1000] {
                 let r = read_size(window, 16384, recipients);
+                // Two reads fit in the queue; a window of 1 has room for one block,
+                // and its reads are one block.
                 assert!(2 * r <= capacity(window, 16384).max(2 * 16384), "{window}");
             }
         }
