@@ -22,11 +22,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+/// glibc's tunable for the number of arenas.
+const ARENA_MAX: &str = "glibc.malloc.arena_max";
+
 /// The settings dsps adds to `GLIBC_TUNABLES` when they are not named there.
-pub const SETTINGS: [(&str, &str); 2] = [
-    ("glibc.malloc.arena_max", "1"),
-    ("glibc.malloc.tcache_count", "0"),
-];
+pub const SETTINGS: [(&str, &str); 2] = [(ARENA_MAX, "1"), ("glibc.malloc.tcache_count", "0")];
 
 /// glibc's older name for `glibc.malloc.arena_max`, common in container images.
 /// `GLIBC_TUNABLES` would override it, so an operator who set it keeps it.
@@ -44,7 +44,7 @@ pub fn wanted(current: Option<&str>, arena_alias_set: bool) -> Option<String> {
     let present: Vec<&str> = current.split(':').filter(|kv| !kv.is_empty()).collect();
     let named = |key: &str| {
         present.iter().any(|kv| kv.split('=').next() == Some(key))
-            || (arena_alias_set && key == SETTINGS[0].0)
+            || (arena_alias_set && key == ARENA_MAX)
     };
     let missing: Vec<String> = SETTINGS
         .iter()

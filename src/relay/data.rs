@@ -214,17 +214,14 @@ async fn read_blocks<R: AsyncRead + Unpin>(
     if leftover.is_empty() {
         leftover = BytesMut::new();
     }
-    let largest_read =
-        |fanout: &Fanout| queue::read_size(settings.window, settings.block_size, fanout.recipients);
-    let mut size = ReadSize::new(largest_read(&fanout));
+    let mut size = ReadSize::new(fanout.largest_read(settings));
     let mut arena = BytesMut::new();
     loop {
         let data = if !leftover.is_empty() {
             let k = leftover.len().min(size.max);
             leftover.split_to(k).freeze()
         } else {
-            fanout.refresh();
-            size.limit(largest_read(&fanout));
+            size.limit(fanout.largest_read(settings));
             let want = size.next();
             if arena.capacity() < want {
                 // Reclaims the arena in place once every block cut from it is
@@ -320,6 +317,12 @@ impl Fanout {
         }
     }
 
+    /// The largest read for the recipients there are now (`queue::read_size`).
+    fn largest_read(&mut self, settings: &RelaySettings) -> usize {
+        self.refresh();
+        queue::read_size(settings.window, settings.block_size, self.recipients)
+    }
+
     /// The members of the view that this reader's batches go to.
     fn targets(&self) -> impl Iterator<Item = &Member> {
         self.view
@@ -372,8 +375,7 @@ async fn read_relayed<R: AsyncRead + Unpin>(
     let mut decoder = BlockDecoder::new(MAX_RELAYED_BLOCK);
     let mut inbuf = leftover;
     loop {
-        fanout.refresh();
-        let max = queue::read_size(settings.window, settings.block_size, fanout.recipients);
+        let max = fanout.largest_read(settings);
         let mut batch = BatchBuilder::default();
         loop {
             match decoder.decode(&mut inbuf) {
