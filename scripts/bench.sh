@@ -11,14 +11,16 @@
 # dsps, runs examples/bench (bounded by BENCH_TIMEOUT seconds, default 600), prints
 # the table on stdout, and stops everything it started by PID on every exit path.
 # Not part of CI or scripts/test.sh. Installs prosody, socat and ncat if missing.
-# BENCH_KEEP=1 keeps the temp dir (configs and logs).
+# BENCH_KEEP=1 keeps the temp dir (configs and logs). BENCH_LOOPBACK_CONGESTION=NAME
+# sets dsps's relay.loopback_congestion (default reno; "" for the system's choice, the
+# one the baselines use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIB_NAME=bench.sh
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-case "${1:-}" in -h | --help) sed -n '2,14p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,16p' "$0"; exit 0 ;; esac
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 DOMAIN=dsps.localhost
 PROXY65_DOMAIN=proxy.localhost
@@ -74,7 +76,13 @@ note "proxy65 is $PROXY65_DOMAIN on 127.0.0.1:$PROXY65_PORT"
 # thousands of streams made by a few full JIDs: raise the limits that guard a public
 # service against one source. The file descriptors follow.
 ulimit -n "$(ulimit -Hn)"
-start_dsps "max_connections = 15000
+congestion="" loopback="reno (its default)"
+if [ -n "${BENCH_LOOPBACK_CONGESTION+set}" ]; then
+    congestion="loopback_congestion = \"$BENCH_LOOPBACK_CONGESTION\""
+    loopback=${BENCH_LOOPBACK_CONGESTION:-the system\'s}
+fi
+start_dsps "$congestion
+max_connections = 15000
 max_connections_per_ip = 15000
 max_pending_per_ip = 1024
 
@@ -83,6 +91,7 @@ streams = 15000
 streams_per_jid = 15000
 streams_per_account = 15000"
 note "dsps is online as $DOMAIN, relay on $RELAY (pid $DSPS_PID)"
+note "TCP congestion control: the system's is $(cat /proc/sys/net/ipv4/tcp_congestion_control) (the baselines and the bench's own sockets), dsps's for loopback peers $loopback"
 note "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM"
 
 status=0

@@ -2,8 +2,8 @@
 # Runs every check CI runs: formatting, clippy (warnings are errors), all tests
 # including the ones against a real Prosody, and the doctests.
 #
-# Installs Prosody and systemd-analyze (apt-get) and the rustfmt/clippy components when
-# they are missing.
+# Installs Prosody, systemd-analyze and ss (apt-get) and the rustfmt/clippy components
+# when they are missing.
 # The XMPP integration tests start their own private Prosody on loopback ports; no
 # system-wide Prosody configuration is touched.
 set -euo pipefail
@@ -15,8 +15,9 @@ LIB_NAME=test.sh
 ensure_cargo
 ensure_cargo_tools
 ensure_prosody
-# tests/ops_systemd.rs checks conf/dsps.service with `systemd-analyze verify`.
-ensure_commands systemd-analyze:systemd
+# tests/ops_systemd.rs checks conf/dsps.service with `systemd-analyze verify`;
+# tests/relay_tcp_options.rs reads the relay's socket options with `ss`.
+ensure_commands systemd-analyze:systemd ss:iproute2
 
 started=$SECONDS
 step() {

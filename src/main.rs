@@ -105,7 +105,8 @@ fn main() -> ExitCode {
 }
 
 /// `dsps --check-config`: the effective configuration on stdout and 0, or one line on
-/// stderr and 2. The `[tls]` files are loaded too, since a bad one stops dsps at start.
+/// stderr and 2. The `[tls]` files are loaded and `relay.loopback_congestion` tried
+/// too, since either could stop dsps at start.
 fn check_config(check: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     let path = match (check, config) {
         (Some(a), Some(b)) if a != b => {
@@ -133,6 +134,11 @@ fn check_config(check: Option<PathBuf>, config: Option<PathBuf>) -> ExitCode {
     if let Some(tls) = &loaded.config.tls {
         if let Err(e) = dsps::relay::tls::server_config(tls) {
             return refused(&e);
+        }
+    }
+    if let Some(name) = &loaded.config.relay.loopback_congestion {
+        if let Err(why) = dsps::relay::tcp_options::check(name) {
+            return refused(&why);
         }
     }
     print!("{}", loaded.effective_toml());

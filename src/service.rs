@@ -69,6 +69,8 @@ pub enum RunError {
     BindMetrics(std::net::SocketAddr, std::io::Error),
     /// The `[tls]` certificate or key cannot be used.
     Tls(TlsError),
+    /// `relay.loopback_congestion` names a congestion control this process cannot use.
+    Congestion(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -82,14 +84,15 @@ impl std::fmt::Display for RunError {
                 write!(f, "cannot listen on metrics.listen address {addr}: {e}")
             }
             RunError::Tls(e) => write!(f, "{e}"),
+            RunError::Congestion(why) => write!(f, "{why}"),
         }
     }
 }
 
 impl std::error::Error for RunError {}
 
-/// Loads `[tls]` (first, so a bad file is reported before any port is taken) and
-/// binds the relay port and the `[http]` listener. With `[tls]`, also returns
+/// Loads `[tls]` (first, so a bad file is reported before any port is taken), checks
+/// that `relay.loopback_congestion` can be used, and binds the relay port and the `[http]` listener. With `[tls]`, also returns
 /// what reloads its certificate (SIGHUP).
 pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>), RunError> {
     let (tls, reloader) = match &config.tls {
@@ -99,6 +102,9 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         }
         None => (None, None),
     };
+    if let Some(name) = &config.relay.loopback_congestion {
+        crate::relay::tcp_options::check(name).map_err(RunError::Congestion)?;
+    }
     let addr = config.relay.listen;
     let relay = TcpListener::bind(addr)
         .await
@@ -395,6 +401,7 @@ pub async fn run_with_link_hooks(
         window: config.relay.window,
         tls,
         metrics,
+        loopback_congestion: config.relay.loopback_congestion.clone(),
     });
     let limits = AdmissionLimits {
         total: config.relay.max_connections,

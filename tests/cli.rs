@@ -217,6 +217,34 @@ fn check_config_loads_the_tls_files() {
 }
 
 #[test]
+fn a_congestion_control_this_process_cannot_use_is_refused_by_check_and_at_start() {
+    let text = VALID.replace(
+        "[relay]\n",
+        "[relay]\nloopback_congestion = \"no-such-cc\"\n",
+    );
+    let (_dir, path) = config_file(&text);
+    let line = config_error(&dsps(&["--check-config", &path]));
+    assert!(
+        line.starts_with(&format!(
+            "dsps: {path}: relay.loopback_congestion \"no-such-cc\" cannot be used here"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("this kernel has: "), "{line}");
+    // At start it is refused before any port is bound or Prosody is dialled.
+    let out = dsps(&["--config", &path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("dsps: relay.loopback_congestion \"no-such-cc\" cannot be used here"),
+        "{stderr}"
+    );
+    // The default is one every Linux kernel has.
+    let shown = checked_ok(&dsps(&["--check-config", &config_file(VALID).1]));
+    assert!(shown.contains("loopback_congestion = \"reno\""), "{shown}");
+}
+
+#[test]
 fn check_config_reads_the_secret_from_the_environment_or_a_file() {
     let text = VALID.replace("secret = \"s3cret\"", "secret_env = \"DSPS_TEST_SECRET\"");
     let (dir, path) = config_file(&text);

@@ -21,6 +21,11 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
 /// Default `[relay] max_pending_per_ip`: a client needs one pending connection per
 /// seat it is joining, and a legitimate handshake takes milliseconds.
 pub const DEFAULT_MAX_PENDING_PER_IP: usize = 16;
+/// Default `[relay] loopback_congestion`: reno does not pace, is built into every Linux
+/// kernel and is open to unprivileged processes (`relay::tcp_options`).
+pub const DEFAULT_LOOPBACK_CONGESTION: &str = "reno";
+/// Longest congestion control name Linux takes (TCP_CA_NAME_MAX, less its NUL).
+pub const MAX_CONGESTION_NAME: usize = 15;
 /// Default `[metrics] listen`: loopback, so only this machine can read the counters.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9090";
 /// Default `[timeouts] wait` (waitdefault), in milliseconds.
@@ -94,6 +99,10 @@ pub(super) fn max_connections_per_ip() -> NonZeroUsize {
 
 pub(super) fn max_pending_per_ip() -> NonZeroUsize {
     nonzero(DEFAULT_MAX_PENDING_PER_IP)
+}
+
+pub(super) fn loopback_congestion() -> String {
+    DEFAULT_LOOPBACK_CONGESTION.to_owned()
 }
 
 pub(super) fn millis(ms: u64) -> NonZeroU64 {

@@ -109,6 +109,8 @@ pub(super) struct FileRelay {
     pub max_connections_per_ip: NonZeroUsize,
     #[serde(default = "defaults::max_pending_per_ip")]
     pub max_pending_per_ip: NonZeroUsize,
+    #[serde(default = "defaults::loopback_congestion")]
+    pub loopback_congestion: String,
     #[serde(default)]
     pub allow_targets: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

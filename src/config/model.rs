@@ -201,6 +201,10 @@ pub struct RelayConfig {
     /// from one address cannot hold the relay port for everyone until the handshake
     /// timeout.
     pub max_pending_per_ip: usize,
+    /// The TCP congestion control given to connections with a peer on this machine
+    /// (`loopback_congestion`, default `reno`); `None` (set to `""`) keeps the
+    /// system's. Peers elsewhere always keep the system's (`relay::tcp_options`).
+    pub loopback_congestion: Option<String>,
     /// Where relay chains may dial (`allow_targets`, `[relay.targets]`); empty by
     /// default, which turns relay chains off (PROFILE 23).
     pub policy: RelayPolicy,

@@ -118,8 +118,32 @@ fn relay(file: &File, jid: &str) -> Result<RelayConfig, ConfigError> {
         max_connections: r.max_connections.get(),
         max_connections_per_ip: r.max_connections_per_ip.get(),
         max_pending_per_ip: r.max_pending_per_ip.get(),
+        loopback_congestion: congestion_name(&r.loopback_congestion)?,
         policy: RelayPolicy::new(rules, pins),
     })
+}
+
+/// `relay.loopback_congestion`: `""` for the system's choice, else a name the kernel
+/// could know (whether it does is checked at start: `relay::tcp_options::probe`).
+fn congestion_name(name: &str) -> Result<Option<String>, ConfigError> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let fits = name.len() <= MAX_CONGESTION_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !fits {
+        return Err(ConfigError::invalid(
+            "relay.loopback_congestion",
+            format!(
+                "a congestion control name is at most {MAX_CONGESTION_NAME} letters, digits, \
+                 '_' or '-' (see /proc/sys/net/ipv4/tcp_available_congestion_control), \
+                 or \"\" to keep the system's"
+            ),
+        ));
+    }
+    Ok(Some(name.to_owned()))
 }
 
 fn check_limits(limits: &Limits, max_stanza_size: usize) -> Result<(), ConfigError> {

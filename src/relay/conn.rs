@@ -49,6 +49,9 @@ pub struct RelaySettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Where connections count handshakes, bytes and blocks.
     pub metrics: Metrics,
+    /// Congestion control for peers on this machine (`relay.loopback_congestion`);
+    /// `None` keeps the system's.
+    pub loopback_congestion: Option<String>,
 }
 
 /// What a connection tells the service.

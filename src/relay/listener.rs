@@ -1,5 +1,5 @@
 //! The relay port's accept loop: admission per source address (`gate`, over the
-//! pure `core::admission`), TCP_NODELAY, and one task per connection (the
+//! pure `core::admission`), socket options (`tcp_options`), and one task per connection (the
 //! handshake runs inside that task, never in this loop). The `[http]` listener,
 //! when there is one, is accepted by the same loop, so both ports share one gate:
 //! the per-source limits count a client's connections on either.
@@ -18,6 +18,7 @@ use tracing::{info_span, warn};
 use super::conn::{self, Event, RelaySettings};
 use super::gate::Gate;
 use super::preamble::Entry;
+use super::tcp_options;
 use crate::core::admission::{
     AdmissionLimits, Refusal, RefusalLog, Source, Tally, REFUSAL_LOG_INTERVAL,
 };
@@ -117,9 +118,7 @@ pub async fn serve(
                 report(&t);
             }
         }
-        if let Err(e) = tcp.set_nodelay(true) {
-            warn!(peer = %redact::addr(peer), "set_nodelay failed: {e}");
-        }
+        tcp_options::apply(&tcp, peer, settings.loopback_congestion.as_deref());
         let (settings, events, drain) = (settings.clone(), events.clone(), drain.clone());
         tokio::spawn(span_per_poll(
             conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain),

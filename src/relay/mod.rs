@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod plane;
 pub mod preamble;
 pub mod queue;
+pub mod tcp_options;
 pub mod tls;
 pub mod tls_reload;
 pub mod traffic;

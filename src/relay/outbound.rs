@@ -181,7 +181,10 @@ async fn reach(
     let mut last = String::new();
     for addr in permitted {
         match TcpStream::connect(addr).await {
-            Ok(tcp) => return hello(tcp, client, plan).await,
+            Ok(tcp) => {
+                super::tcp_options::apply(&tcp, addr, d.settings.loopback_congestion.as_deref());
+                return hello(tcp, client, plan).await;
+            }
             Err(e) => last = format!("connect to {} failed: {e}", redact::addr(addr)),
         }
     }
@@ -193,7 +196,6 @@ async fn hello(
     client: &str,
     plan: &DialPlan,
 ) -> Result<(TcpStream, BytesMut, String), String> {
-    let _ = tcp.set_nodelay(true);
     tcp.write_all(hello_line(client, &plan.far_jid).as_bytes())
         .await
         .map_err(|e| format!("write failed: {e}"))?;

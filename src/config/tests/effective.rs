@@ -44,6 +44,7 @@ fn every_key_is_shown_with_defaults_filled_in() {
         "relay.max_connections",
         "relay.max_connections_per_ip",
         "relay.max_pending_per_ip",
+        "relay.loopback_congestion",
         "relay.allow_targets",
         "timeouts.wait",
         "timeouts.expire",

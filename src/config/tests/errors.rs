@@ -200,6 +200,22 @@ fn zero_sizes_are_refused() {
 }
 
 #[test]
+fn a_congestion_control_name_that_cannot_be_one_is_refused() {
+    for name in ["bbr cubic", "16-characters-xx", "reno\\n", "cubic;"] {
+        let text = MINIMAL.replace(
+            "[relay]\n",
+            &format!("[relay]\nloopback_congestion = {name:?}\n"),
+        );
+        let message = err(&text);
+        assert!(
+            message
+                .starts_with("relay.loopback_congestion: a congestion control name is at most 15"),
+            "{name}: {message}"
+        );
+    }
+}
+
+#[test]
 fn zero_limits_are_refused() {
     for key in [
         "streams",

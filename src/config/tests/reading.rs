@@ -101,6 +101,7 @@ fn minimal_config_gets_defaults() {
         DEFAULT_MAX_CONNECTIONS_PER_IP
     );
     assert_eq!(config.relay.max_pending_per_ip, DEFAULT_MAX_PENDING_PER_IP);
+    assert_eq!(config.relay.loopback_congestion.as_deref(), Some("reno"));
     assert_eq!(
         config.timeouts.drain,
         Duration::from_millis(DEFAULT_DRAIN_MS)
@@ -129,7 +130,7 @@ fn extra_relay_keys_parse() {
     let text = MINIMAL.replace(
         "[relay]\n",
         "[relay]\nwindow = 8\nblock_size = 4096\nmax_connections = 3\n\
-         max_connections_per_ip = 2\nmax_pending_per_ip = 1\n",
+         max_connections_per_ip = 2\nmax_pending_per_ip = 1\nloopback_congestion = \"cubic\"\n",
     );
     let config = Config::parse(&text).unwrap();
     assert_eq!(config.relay.window, 8);
@@ -137,6 +138,12 @@ fn extra_relay_keys_parse() {
     assert_eq!(config.relay.max_connections, 3);
     assert_eq!(config.relay.max_connections_per_ip, 2);
     assert_eq!(config.relay.max_pending_per_ip, 1);
+    assert_eq!(config.relay.loopback_congestion.as_deref(), Some("cubic"));
+    let text = MINIMAL.replace("[relay]\n", "[relay]\nloopback_congestion = \"\"\n");
+    assert_eq!(
+        Config::parse(&text).unwrap().relay.loopback_congestion,
+        None
+    );
     let text = format!("{MINIMAL}[timeouts]\ndrain = 2500\n");
     assert_eq!(
         Config::parse(&text).unwrap().timeouts.drain,
