@@ -42,6 +42,7 @@ use crate::relay::conn::{Event, RelaySettings};
 use crate::relay::dispatch::RelayDispatch;
 use crate::relay::listener::{self, Transports};
 use crate::relay::outbound::Dialer;
+use crate::relay::tcp_options::LoopbackCongestion;
 use crate::relay::tls::{self, TlsError};
 use crate::relay::tls_reload::TlsReloader;
 use crate::xmpp::link::{self, LinkConfig};
@@ -92,8 +93,9 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Loads `[tls]` (first, so a bad file is reported before any port is taken), checks
-/// that `relay.loopback_congestion` can be used, and binds the relay port and the `[http]` listener. With `[tls]`, also returns
-/// what reloads its certificate (SIGHUP).
+/// that `relay.loopback_congestion` can be used, and binds the relay port and the
+/// `[http]` listener. With `[tls]`, also returns what reloads its certificate
+/// (SIGHUP).
 pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>), RunError> {
     let (tls, reloader) = match &config.tls {
         Some(t) => {
@@ -118,6 +120,35 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         None => None,
     };
     Ok((Transports { relay, http, tls }, reloader))
+}
+
+/// `relay.loopback_congestion`, set on the listeners so that connections from this
+/// machine start with it (`relay::tcp_options`). `prepare` has checked the name; a
+/// caller that bound its own listeners (a test) gets a warning here instead.
+fn loopback_congestion(
+    config: &Config,
+    relay: &TcpListener,
+    http: Option<&TcpListener>,
+) -> Option<LoopbackCongestion> {
+    let name = config.relay.loopback_congestion.as_deref()?;
+    let c = match LoopbackCongestion::new(name) {
+        Ok(c) => c,
+        Err(why) => {
+            warn!("{why}; connections from this machine keep the system's choice");
+            return None;
+        }
+    };
+    for listener in std::iter::once(relay).chain(http) {
+        if let Err(e) = c.on_listener(listener) {
+            warn!("a relay listener did not take TCP congestion control {name:?}: {e}; it is set on each connection instead");
+        }
+    }
+    info!(
+        loopback = c.name(),
+        elsewhere = c.system(),
+        "TCP congestion control for relay connections"
+    );
+    Some(c)
 }
 
 /// Binds the `[metrics]` endpoint's listener, if `[metrics]` is configured.
@@ -401,7 +432,7 @@ pub async fn run_with_link_hooks(
         window: config.relay.window,
         tls,
         metrics,
-        loopback_congestion: config.relay.loopback_congestion.clone(),
+        loopback_congestion: loopback_congestion(&config, &listener, http.as_ref()),
     });
     let limits = AdmissionLimits {
         total: config.relay.max_connections,

@@ -231,7 +231,7 @@ fn a_congestion_control_this_process_cannot_use_is_refused_by_check_and_at_start
         "{line}"
     );
     assert!(line.contains("this kernel has: "), "{line}");
-    // At start it is refused before any port is bound or Prosody is dialled.
+    // At start it is refused too: exit 1 and the same reason.
     let out = dsps(&["--config", &path]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");

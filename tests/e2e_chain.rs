@@ -3,7 +3,7 @@
 //! A master on the first reaches slaves on both through one relay link that the
 //! second dials, with the key exchange carried by the relayer's XMPP client; bytes
 //! are checked by sha256 at every slave, and the way back (a slave on the second
-//! to the master on the first) is checked too.
+//! to the master on the first) is checked too, and the link's socket options.
 
 mod common;
 
@@ -11,6 +11,7 @@ use common::blocks::{expect_message, read_message, read_payload};
 use common::c2s::{within, STEP};
 use common::dsps::Component;
 use common::scenario::{dsps_error, Rig};
+use common::sockets::{established, system_congestion};
 use dsps::client::session::{invite_slaves, ClientError, DspsClient, Seat};
 use dsps::proto::error::DspsError;
 use dsps::proto::query::{CreateRequest, RelayTarget, Role};
@@ -140,6 +141,27 @@ async fn a_master_on_one_dsps_reaches_slaves_on_two_through_one_relay_link() {
         rig.service(NEAR).log().contains("relay link connected"),
         "the near DSPS logged the link"
     );
+    // The link's socket, dialled on loopback, started with relay.loopback_congestion
+    // (reno by default) while the test's own sockets to the far relay port did not.
+    let far_relay = rig
+        .service(FAR)
+        .logged_addr("relay port listening", "relay");
+    let to_far = established(&format!("( dport = :{} )", far_relay.port()));
+    let near_pid = rig.service(NEAR).pid();
+    let link: Vec<_> = to_far.iter().filter(|s| s.held_by(near_pid)).collect();
+    assert_eq!(link.len(), 1, "one link socket in {to_far:?}");
+    assert_eq!(link[0].congestion, "reno", "{:?}", link[0]);
+    let ours: Vec<_> = to_far
+        .iter()
+        .filter(|s| s.held_by(std::process::id()))
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "the master's and s1's sockets in {to_far:?}"
+    );
+    for s in ours {
+        assert_eq!(s.congestion, system_congestion(), "{s:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

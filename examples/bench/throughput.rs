@@ -131,7 +131,13 @@ pub fn one_to_one(ctx: &mut Ctx) -> R<Vec<Row>> {
     let r = r?;
     let case = format!("1→1, {}", label(bytes));
     Ok(vec![
-        Row::rate(&case, "direct TCP (harness limit)", &r[0], &r[3], "—"),
+        Row::rate(
+            &case,
+            "direct TCP (no relay; the system's congestion control)",
+            &r[0],
+            &r[3],
+            "—",
+        ),
         Row::rate(&case, "socat -b 262144", &r[1], &r[3], "≥ 1.0×"),
         Row::rate(
             &case,

@@ -51,7 +51,7 @@ pub struct RelaySettings {
     pub metrics: Metrics,
     /// Congestion control for peers on this machine (`relay.loopback_congestion`);
     /// `None` keeps the system's.
-    pub loopback_congestion: Option<String>,
+    pub loopback_congestion: Option<super::tcp_options::LoopbackCongestion>,
 }
 
 /// What a connection tells the service.

@@ -1,6 +1,6 @@
 //! The relay port's accept loop: admission per source address (`gate`, over the
-//! pure `core::admission`), socket options (`tcp_options`), and one task per connection (the
-//! handshake runs inside that task, never in this loop). The `[http]` listener,
+//! pure `core::admission`), socket options (`tcp_options`), and one task per
+//! connection (the handshake runs inside that task, never in this loop). The `[http]` listener,
 //! when there is one, is accepted by the same loop, so both ports share one gate:
 //! the per-source limits count a client's connections on either.
 //!
@@ -118,7 +118,7 @@ pub async fn serve(
                 report(&t);
             }
         }
-        tcp_options::apply(&tcp, peer, settings.loopback_congestion.as_deref());
+        tcp_options::apply(&tcp, peer, settings.loopback_congestion.as_ref());
         let (settings, events, drain) = (settings.clone(), events.clone(), drain.clone());
         tokio::spawn(span_per_poll(
             conn::serve(conn, tcp, peer, entry, settings, events, admitted, drain),

@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, info_span, warn};
 
 use super::conn::{read_line, Attached, Control, Event, RelaySettings};
 use super::data::data_phase;
+use super::tcp_options::LoopbackCongestion;
 use crate::core::registry::ConnId;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
 use crate::logging::redact;
@@ -179,16 +180,34 @@ async fn reach(
         ));
     }
     let mut last = String::new();
+    let congestion = d.settings.loopback_congestion.as_ref();
     for addr in permitted {
-        match TcpStream::connect(addr).await {
+        match connect(addr, congestion).await {
             Ok(tcp) => {
-                super::tcp_options::apply(&tcp, addr, d.settings.loopback_congestion.as_deref());
+                super::tcp_options::apply(&tcp, addr, congestion);
                 return hello(tcp, client, plan).await;
             }
             Err(e) => last = format!("connect to {} failed: {e}", redact::addr(addr)),
         }
     }
     Err(last)
+}
+
+/// Connects to `addr`, with the congestion control a loopback target gets set
+/// before the connect (`tcp_options`).
+async fn connect(
+    addr: SocketAddr,
+    congestion: Option<&LoopbackCongestion>,
+) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(c) = congestion {
+        c.before_connect(&socket, addr);
+    }
+    socket.connect(addr).await
 }
 
 async fn hello(

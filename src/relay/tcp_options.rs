@@ -4,41 +4,137 @@
 //!
 //! Why: congestion control exists to share a network path. Linux's BBR, a common
 //! system default, needs pacing, and without the `fq` qdisc TCP paces by itself with
-//! a timer per packet. Over loopback there is no path to share, and that timer work
-//! took about 40 % of the relay's rate in fan-out (docs/performance.md). A peer
-//! anywhere else keeps the system's choice.
+//! a timer as it sends. Over loopback there is no path to share, and that work took
+//! about 40 % of the relay's fan-out rate (docs/performance.md). A peer anywhere else
+//! keeps the system's choice.
+//!
+//! The setting goes on the listeners, so that an accepted connection starts with it:
+//! once BBR has started on a socket, the socket keeps pacing whatever it is switched
+//! to (at reno's rate, far above loopback's, but with a timer still armed now and
+//! then). A connection from elsewhere is switched back to the system's choice as it
+//! is accepted, before it carries any data. A dialled connection gets it before its
+//! connect when the target is a loopback address.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use socket2::SockRef;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tracing::warn;
 
 use crate::logging::redact;
 
-/// The congestion control `peer`'s connection should get from us: `setting` for a
-/// peer on this machine (a loopback address, IPv4-mapped included), none otherwise.
-pub fn congestion_for(peer: IpAddr, setting: Option<&str>) -> Option<&str> {
-    setting.filter(|_| peer.to_canonical().is_loopback())
+/// Whether the connection between our `local` address and `peer` stays on this
+/// machine: `peer` is a loopback address, or our own end's (a client here that
+/// dialled one of this host's other addresses gets that address as its source). The
+/// kernel carries both over loopback. IPv4-mapped addresses count as their IPv4 ones.
+pub fn is_local(local: IpAddr, peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    peer.is_loopback() || peer == local.to_canonical()
 }
 
-/// Sets TCP_NODELAY, and the congestion control [`congestion_for`] names. A failure
-/// leaves the connection as it is: it is logged (the congestion control once per
-/// process, since every later connection would fail the same way).
-pub fn apply(tcp: &TcpStream, peer: SocketAddr, loopback_congestion: Option<&str>) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        warn!(peer = %redact::addr(peer), "set_nodelay failed: {e}");
+/// `relay.loopback_congestion` as the relay applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopbackCongestion {
+    /// What connections with a peer on this machine get.
+    name: String,
+    /// The system's choice (what a new socket starts with), which the others keep.
+    system: String,
+}
+
+impl LoopbackCongestion {
+    /// Checks that this process may use `name` ([`check`]) and reads the system's
+    /// choice from a new socket.
+    pub fn new(name: &str) -> Result<Self, String> {
+        check(name)?;
+        let system = new_socket()
+            .and_then(|s| s.tcp_congestion())
+            .map_err(|e| format!("cannot read the system's TCP congestion control: {e}"))?;
+        Ok(LoopbackCongestion {
+            name: name.to_owned(),
+            system: name_of(&system),
+        })
     }
-    if let Some(name) = congestion_for(peer.ip(), loopback_congestion) {
+
+    /// What connections with a peer on this machine get.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The system's choice, which connections with other peers keep.
+    pub fn system(&self) -> &str {
+        &self.system
+    }
+
+    /// Gives `listener` the setting: the connections it accepts start with it.
+    pub fn on_listener(&self, listener: &TcpListener) -> io::Result<()> {
+        SockRef::from(listener).set_tcp_congestion(self.name.as_bytes())
+    }
+
+    /// Before dialling `target`: the setting, when `target` is a loopback address.
+    /// A failure is left to [`LoopbackCongestion::settle`], which tries again.
+    pub fn before_connect(&self, socket: &TcpSocket, target: SocketAddr) {
+        if target.ip().to_canonical().is_loopback() {
+            let _ = SockRef::from(socket).set_tcp_congestion(self.name.as_bytes());
+        }
+    }
+
+    /// A connection once made, accepted or dialled: a peer elsewhere that started
+    /// with the setting gets the system's choice back; a peer here that did not
+    /// start with it (it dialled this host's own address, or the listener could not
+    /// take the setting) gets it now. Failures are logged once per process.
+    pub fn settle(&self, tcp: &TcpStream, peer: SocketAddr) {
         static WARNED: AtomicBool = AtomicBool::new(false);
-        if let Err(e) = SockRef::from(tcp).set_tcp_congestion(name.as_bytes()) {
+        let sock = SockRef::from(tcp);
+        let (Ok(local), Ok(current)) = (tcp.local_addr(), sock.tcp_congestion()) else {
+            return;
+        };
+        let current = name_of(&current);
+        let want = if is_local(local.ip(), peer.ip()) {
+            &self.name
+        } else {
+            &self.system
+        };
+        if current == *want || (current != self.name && want == &self.system) {
+            // Already right, or a choice neither ours nor inherited (a route's).
+            return;
+        }
+        if let Err(e) = sock.set_tcp_congestion(want.as_bytes()) {
             if !WARNED.swap(true, Ordering::Relaxed) {
-                warn!("relay.loopback_congestion {name:?} could not be set: {e} (reported once)");
+                warn!(
+                    peer = %redact::addr(peer),
+                    "TCP congestion control {want:?} could not be set: {e} (reported once)"
+                );
             }
         }
     }
+}
+
+/// Sets TCP_NODELAY, and settles the congestion control (see
+/// [`LoopbackCongestion::settle`]). A failure leaves the connection as it is.
+pub fn apply(tcp: &TcpStream, peer: SocketAddr, congestion: Option<&LoopbackCongestion>) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        warn!(peer = %redact::addr(peer), "set_nodelay failed: {e}");
+    }
+    if let Some(c) = congestion {
+        c.settle(tcp, peer);
+    }
+}
+
+/// A congestion control's name as `getsockopt` gives it (padded with NULs).
+fn name_of(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw)
+        .trim_end_matches('\0')
+        .to_owned()
+}
+
+fn new_socket() -> io::Result<socket2::Socket> {
+    socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
 }
 
 /// Whether this process may give a TCP socket the congestion control `name`, as one
@@ -62,30 +158,31 @@ pub fn check(name: &str) -> Result<(), String> {
 /// kernel must have it, and an unprivileged process may only use those listed in
 /// `net.ipv4.tcp_allowed_congestion_control`.
 fn probe(name: &str) -> io::Result<()> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_tcp_congestion(name.as_bytes())
+    new_socket()?.set_tcp_congestion(name.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
-    fn only_peers_on_this_machine_get_the_setting() {
-        for local in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(
-                congestion_for(ip(local), Some("reno")),
-                Some("reno"),
-                "{local}"
-            );
+    fn peers_on_this_machine_are_loopback_or_our_own_address() {
+        let ours = ip("198.51.100.4");
+        for here in ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_local(ours, ip(here)), "{here}");
+        }
+        // A client on this host that dialled one of its other addresses.
+        for (local, peer) in [
+            ("198.51.100.4", "198.51.100.4"),
+            ("2001:db8::4", "2001:db8::4"),
+            ("::ffff:198.51.100.4", "198.51.100.4"),
+        ] {
+            assert!(is_local(ip(local), ip(peer)), "{local} from {peer}");
         }
         for remote in [
             "192.0.2.7",
@@ -94,26 +191,12 @@ mod tests {
             "::ffff:192.0.2.7",
             "::",
         ] {
-            assert_eq!(congestion_for(ip(remote), Some("reno")), None, "{remote}");
+            assert!(!is_local(ours, ip(remote)), "{remote}");
         }
-        assert_eq!(congestion_for(ip("127.0.0.1"), None), None);
-    }
-
-    /// A connected pair over loopback: the accepted side and its peer's address.
-    async fn accepted() -> (TcpStream, SocketAddr, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, peer) = listener.accept().await.unwrap();
-        (server, peer, client)
     }
 
     fn congestion(tcp: &TcpStream) -> String {
-        let name = SockRef::from(tcp).tcp_congestion().unwrap();
-        String::from_utf8_lossy(&name)
-            .trim_end_matches('\0')
-            .to_owned()
+        name_of(&SockRef::from(tcp).tcp_congestion().unwrap())
     }
 
     fn sysctl(key: &str) -> String {
@@ -123,51 +206,94 @@ mod tests {
             .to_owned()
     }
 
-    fn system_default() -> String {
-        sysctl("tcp_congestion_control")
-    }
-
-    /// A congestion control this process may use that is not the system's, so that
-    /// a test setting it can tell whether it was set (reno where the system's is
-    /// anything else).
-    fn not_the_default() -> String {
-        let default = system_default();
+    /// The setting with a name that is not the system's, so that a test can tell
+    /// whether it was applied (reno where the system's is anything else; as root,
+    /// any other available one).
+    fn not_the_default() -> LoopbackCongestion {
+        let default = sysctl("tcp_congestion_control");
         let available = sysctl("tcp_available_congestion_control");
         let found = std::iter::once("reno")
             .chain(available.split_whitespace())
-            .find(|name| *name != default && check(name).is_ok());
-        found
-            .expect("a second usable congestion control besides the system's")
-            .to_owned()
+            .find(|name| *name != default && check(name).is_ok())
+            .expect("a second usable congestion control besides the system's");
+        let c = LoopbackCongestion::new(found).unwrap();
+        assert_eq!(
+            c.system(),
+            default,
+            "the system's choice, read from a socket"
+        );
+        c
+    }
+
+    /// A listener (given `c` first if there is one), a client connected to it, and
+    /// the accepted side with its peer's address.
+    async fn accepted(c: Option<&LoopbackCongestion>) -> (TcpStream, SocketAddr, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        if let Some(c) = c {
+            c.on_listener(&listener).unwrap();
+        }
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (server, peer, client)
+    }
+
+    async fn still_carries_bytes(mut a: TcpStream, mut b: TcpStream) {
+        a.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
     }
 
     #[tokio::test]
-    async fn a_loopback_peer_gets_the_setting_on_a_real_socket() {
-        let other = not_the_default();
-        let (server, peer, _client) = accepted().await;
-        apply(&server, peer, Some(&other));
-        assert_eq!(congestion(&server), other);
+    async fn a_loopback_peer_starts_with_the_setting_from_the_listener() {
+        let c = not_the_default();
+        let (server, peer, client) = accepted(Some(&c)).await;
+        // Inherited at accept, before anything switched it.
+        assert_eq!(congestion(&server), c.name());
+        apply(&server, peer, Some(&c));
+        assert_eq!(congestion(&server), c.name());
         assert!(server.nodelay().unwrap());
+        still_carries_bytes(server, client).await;
     }
 
     #[tokio::test]
-    async fn a_remote_peer_or_no_setting_keeps_the_systems_choice() {
-        let other = not_the_default();
-        let (server, _, _client) = accepted().await;
-        apply(&server, "192.0.2.7:5000".parse().unwrap(), Some(&other));
-        assert_eq!(congestion(&server), system_default());
+    async fn a_peer_elsewhere_gets_the_systems_choice_back() {
+        let c = not_the_default();
+        let (server, _, client) = accepted(Some(&c)).await;
+        apply(&server, "192.0.2.7:5000".parse().unwrap(), Some(&c));
+        assert_eq!(congestion(&server), c.system());
         assert!(server.nodelay().unwrap());
-        let (server, peer, _client) = accepted().await;
+        still_carries_bytes(server, client).await;
+    }
+
+    #[tokio::test]
+    async fn a_loopback_peer_that_did_not_start_with_it_gets_it_late() {
+        let c = not_the_default();
+        let (server, peer, _client) = accepted(None).await;
+        assert_eq!(congestion(&server), c.system());
+        apply(&server, peer, Some(&c));
+        assert_eq!(congestion(&server), c.name());
+        let (server, peer, _client) = accepted(None).await;
         apply(&server, peer, None);
-        assert_eq!(congestion(&server), system_default());
+        assert_eq!(congestion(&server), c.system());
     }
 
     #[tokio::test]
-    async fn a_setting_the_kernel_refuses_leaves_the_connection_working() {
-        let (server, peer, _client) = accepted().await;
-        apply(&server, peer, Some("no-such-cc"));
-        assert_eq!(congestion(&server), system_default());
-        assert!(server.nodelay().unwrap());
+    async fn a_dial_to_a_loopback_target_starts_with_the_setting() {
+        let c = not_the_default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = listener.local_addr().unwrap();
+        let socket = TcpSocket::new_v4().unwrap();
+        c.before_connect(&socket, target);
+        let tcp = socket.connect(target).await.unwrap();
+        assert_eq!(congestion(&tcp), c.name());
+        // Not for a target elsewhere (the socket is never connected there).
+        let socket = TcpSocket::new_v4().unwrap();
+        c.before_connect(&socket, "192.0.2.7:5290".parse().unwrap());
+        let raw = SockRef::from(&socket).tcp_congestion().unwrap();
+        assert_eq!(name_of(&raw), c.system());
     }
 
     #[test]
@@ -180,5 +306,6 @@ mod tests {
             why.contains("this kernel has: ") && why.contains("reno"),
             "{why}"
         );
+        assert_eq!(LoopbackCongestion::new("no-such-cc").unwrap_err(), why);
     }
 }

@@ -12,3 +12,4 @@ pub mod pattern;
 pub mod prosody;
 pub mod raw_c2s;
 pub mod scenario;
+pub mod sockets;

@@ -201,7 +201,13 @@ fn zero_sizes_are_refused() {
 
 #[test]
 fn a_congestion_control_name_that_cannot_be_one_is_refused() {
-    for name in ["bbr cubic", "16-characters-xx", "reno\\n", "cubic;"] {
+    for name in [
+        "bbr cubic",
+        "16-characters-xx",
+        "reno\n",
+        "reno\\n",
+        "cubic;",
+    ] {
         let text = MINIMAL.replace(
             "[relay]\n",
             &format!("[relay]\nloopback_congestion = {name:?}\n"),
