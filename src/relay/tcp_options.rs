@@ -225,10 +225,17 @@ mod tests {
         c
     }
 
-    /// A listener (given `c` first if there is one), a client connected to it, and
-    /// the accepted side with its peer's address.
+    /// A listener on loopback (given `c` first if there is one), a client connected
+    /// to it, and the accepted side with its peer's address.
     async fn accepted(c: Option<&LoopbackCongestion>) -> (TcpStream, SocketAddr, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        accepted_on("127.0.0.1:0", c).await
+    }
+
+    async fn accepted_on(
+        addr: &str,
+        c: Option<&LoopbackCongestion>,
+    ) -> (TcpStream, SocketAddr, TcpStream) {
+        let listener = TcpListener::bind(addr).await.unwrap();
         if let Some(c) = c {
             c.on_listener(&listener).unwrap();
         }
@@ -255,6 +262,17 @@ mod tests {
         apply(&server, peer, Some(&c));
         assert_eq!(congestion(&server), c.name());
         assert!(server.nodelay().unwrap());
+        still_carries_bytes(server, client).await;
+    }
+
+    #[tokio::test]
+    async fn the_same_holds_over_ipv6_loopback() {
+        let c = not_the_default();
+        let (server, peer, client) = accepted_on("[::1]:0", Some(&c)).await;
+        assert!(peer.is_ipv6());
+        assert_eq!(congestion(&server), c.name());
+        apply(&server, peer, Some(&c));
+        assert_eq!(congestion(&server), c.name());
         still_carries_bytes(server, client).await;
     }
 
