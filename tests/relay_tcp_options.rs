@@ -1,6 +1,7 @@
 //! Relay connections from this machine get `relay.loopback_congestion` (reno by
 //! default) on the service's side of the socket, read from outside with `ss`
-//! (`common::sockets`).
+//! (`common::sockets`). Linux only: `ss` and `/proc/sys/net`.
+#![cfg(target_os = "linux")]
 
 mod common;
 

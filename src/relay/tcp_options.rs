@@ -49,7 +49,7 @@ impl LoopbackCongestion {
     pub fn new(name: &str) -> Result<Self, String> {
         check(name)?;
         let system = new_socket()
-            .and_then(|s| s.tcp_congestion())
+            .and_then(|s| get(SockRef::from(&s)))
             .map_err(|e| format!("cannot read the system's TCP congestion control: {e}"))?;
         Ok(LoopbackCongestion {
             name: name.to_owned(),
@@ -69,14 +69,14 @@ impl LoopbackCongestion {
 
     /// Gives `listener` the setting: the connections it accepts start with it.
     pub fn on_listener(&self, listener: &TcpListener) -> io::Result<()> {
-        SockRef::from(listener).set_tcp_congestion(self.name.as_bytes())
+        set(SockRef::from(listener), &self.name)
     }
 
     /// Before dialling `target`: the setting, when `target` is a loopback address.
     /// A failure is left to [`LoopbackCongestion::settle`], which tries again.
     pub fn before_connect(&self, socket: &TcpSocket, target: SocketAddr) {
         if target.ip().to_canonical().is_loopback() {
-            let _ = SockRef::from(socket).set_tcp_congestion(self.name.as_bytes());
+            let _ = set(SockRef::from(socket), &self.name);
         }
     }
 
@@ -86,8 +86,7 @@ impl LoopbackCongestion {
     /// take the setting) gets it now. Failures are logged once per process.
     pub fn settle(&self, tcp: &TcpStream, peer: SocketAddr) {
         static WARNED: AtomicBool = AtomicBool::new(false);
-        let sock = SockRef::from(tcp);
-        let (Ok(local), Ok(current)) = (tcp.local_addr(), sock.tcp_congestion()) else {
+        let (Ok(local), Ok(current)) = (tcp.local_addr(), get(SockRef::from(tcp))) else {
             return;
         };
         let current = name_of(&current);
@@ -100,7 +99,7 @@ impl LoopbackCongestion {
             // Already right, or a choice neither ours nor inherited (a route's).
             return;
         }
-        if let Err(e) = sock.set_tcp_congestion(want.as_bytes()) {
+        if let Err(e) = set(SockRef::from(tcp), want) {
             if !WARNED.swap(true, Ordering::Relaxed) {
                 warn!(
                     peer = %redact::addr(peer),
@@ -122,6 +121,27 @@ pub fn apply(tcp: &TcpStream, peer: SocketAddr, congestion: Option<&LoopbackCong
     }
 }
 
+/// TCP_CONGESTION, where the system lets a process choose (Linux, FreeBSD).
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn set(sock: SockRef<'_>, name: &str) -> io::Result<()> {
+    sock.set_tcp_congestion(name.as_bytes())
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+fn get(sock: SockRef<'_>) -> io::Result<Vec<u8>> {
+    sock.tcp_congestion()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn set(_: SockRef<'_>, _: &str) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn get(_: SockRef<'_>) -> io::Result<Vec<u8>> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// A congestion control's name as `getsockopt` gives it (padded with NULs).
 fn name_of(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw)
@@ -138,30 +158,39 @@ fn new_socket() -> io::Result<socket2::Socket> {
 }
 
 /// Whether this process may give a TCP socket the congestion control `name`, as one
-/// line for the operator if not (checked at start and by `--check-config`).
+/// line for the operator if not (checked at start and by `--check-config`). Where the
+/// system offers no choice there is nothing to check; the service then warns once
+/// that the setting is ignored.
 pub fn check(name: &str) -> Result<(), String> {
-    probe(name).map_err(|e| {
-        let listed = |key: &str| {
-            std::fs::read_to_string(format!("/proc/sys/net/ipv4/{key}"))
-                .map_or_else(|_| "(unknown)".to_owned(), |s| s.trim().to_owned())
-        };
-        format!(
+    probe(name)
+        .or_else(|e| {
+            if e.kind() == io::ErrorKind::Unsupported {
+                return Ok(());
+            }
+            Err(e)
+        })
+        .map_err(|e| {
+            let listed = |key: &str| {
+                std::fs::read_to_string(format!("/proc/sys/net/ipv4/{key}"))
+                    .map_or_else(|_| "(unknown)".to_owned(), |s| s.trim().to_owned())
+            };
+            format!(
             "relay.loopback_congestion {name:?} cannot be used here: {e}; this kernel has: {}; \
              unprivileged processes may use: {}; \"\" keeps the system's choice",
             listed("tcp_available_congestion_control"),
             listed("tcp_allowed_congestion_control"),
         )
-    })
+        })
 }
 
 /// Whether this process may give a TCP socket the congestion control `name`: the
 /// kernel must have it, and an unprivileged process may only use those listed in
 /// `net.ipv4.tcp_allowed_congestion_control`.
 fn probe(name: &str) -> io::Result<()> {
-    new_socket()?.set_tcp_congestion(name.as_bytes())
+    set(SockRef::from(&new_socket()?), name)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -196,7 +225,7 @@ mod tests {
     }
 
     fn congestion(tcp: &TcpStream) -> String {
-        name_of(&SockRef::from(tcp).tcp_congestion().unwrap())
+        name_of(&get(SockRef::from(tcp)).unwrap())
     }
 
     fn sysctl(key: &str) -> String {
@@ -310,7 +339,7 @@ mod tests {
         // Not for a target elsewhere (the socket is never connected there).
         let socket = TcpSocket::new_v4().unwrap();
         c.before_connect(&socket, "192.0.2.7:5290".parse().unwrap());
-        let raw = SockRef::from(&socket).tcp_congestion().unwrap();
+        let raw = get(SockRef::from(&socket)).unwrap();
         assert_eq!(name_of(&raw), c.system());
     }
 
