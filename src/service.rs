@@ -104,9 +104,13 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         }
         None => (None, None),
     };
-    if let Some(name) = &config.relay.loopback_congestion {
-        crate::relay::tcp_options::check(name).map_err(RunError::Congestion)?;
-    }
+    let congestion = match &config.relay.loopback_congestion {
+        Some(name) => {
+            crate::relay::tcp_options::check(name).map_err(RunError::Congestion)?;
+            LoopbackCongestion::new(name).ok()
+        }
+        None => None,
+    };
     let addr = config.relay.listen;
     let relay = TcpListener::bind(addr)
         .await
@@ -119,12 +123,20 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         ),
         None => None,
     };
+    // At once, so that no connection accepted before the service runs starts
+    // without it (the service sets it again, and reports a failure).
+    if let Some(c) = congestion {
+        for listener in std::iter::once(&relay).chain(http.as_ref()) {
+            let _ = c.on_listener(listener);
+        }
+    }
     Ok((Transports { relay, http, tls }, reloader))
 }
 
 /// `relay.loopback_congestion`, set on the listeners so that connections from this
-/// machine start with it (`relay::tcp_options`). `prepare` has checked the name; a
-/// caller that bound its own listeners (a test) gets a warning here instead.
+/// machine start with it (`relay::tcp_options`). `prepare` has checked the name and
+/// set it already; a caller that bound its own listeners (a test) gets it here, or a
+/// warning.
 fn loopback_congestion(
     config: &Config,
     relay: &TcpListener,

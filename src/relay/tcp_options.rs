@@ -50,7 +50,13 @@ impl LoopbackCongestion {
         check(name)?;
         let system = new_socket()
             .and_then(|s| get(SockRef::from(&s)))
-            .map_err(|e| format!("cannot read the system's TCP congestion control: {e}"))?;
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::Unsupported => format!(
+                    "this system does not let a process choose its TCP congestion control, so \
+                     relay.loopback_congestion {name:?} is ignored"
+                ),
+                _ => format!("cannot read the system's TCP congestion control: {e}"),
+            })?;
         Ok(LoopbackCongestion {
             name: name.to_owned(),
             system: name_of(&system),
@@ -83,27 +89,34 @@ impl LoopbackCongestion {
     /// A connection once made, accepted or dialled: a peer elsewhere that started
     /// with the setting gets the system's choice back; a peer here that did not
     /// start with it (it dialled this host's own address, or the listener could not
-    /// take the setting) gets it now. Failures are logged once per process.
+    /// take the setting) gets it now. A socket whose choice cannot be read is given
+    /// what it should have. Failures are logged once per process for each of the
+    /// two cases.
     pub fn settle(&self, tcp: &TcpStream, peer: SocketAddr) {
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        let (Ok(local), Ok(current)) = (tcp.local_addr(), get(SockRef::from(tcp))) else {
-            return;
+        static WARNED_HERE: AtomicBool = AtomicBool::new(false);
+        static WARNED_ELSEWHERE: AtomicBool = AtomicBool::new(false);
+        let here = match tcp.local_addr() {
+            Ok(local) => is_local(local.ip(), peer.ip()),
+            Err(_) => peer.ip().to_canonical().is_loopback(),
         };
-        let current = name_of(&current);
-        let want = if is_local(local.ip(), peer.ip()) {
-            &self.name
+        let (want, warned) = if here {
+            (&self.name, &WARNED_HERE)
         } else {
-            &self.system
+            (&self.system, &WARNED_ELSEWHERE)
         };
-        if current == *want || (current != self.name && want == &self.system) {
-            // Already right, or a choice neither ours nor inherited (a route's).
-            return;
+        if let Ok(current) = get(SockRef::from(tcp)).map(|raw| name_of(&raw)) {
+            if current == *want || (current != self.name && !here) {
+                // Already right, or a choice neither ours nor inherited (a route's).
+                return;
+            }
         }
         if let Err(e) = set(SockRef::from(tcp), want) {
-            if !WARNED.swap(true, Ordering::Relaxed) {
+            if !warned.swap(true, Ordering::Relaxed) {
                 warn!(
                     peer = %redact::addr(peer),
-                    "TCP congestion control {want:?} could not be set: {e} (reported once)"
+                    "TCP congestion control {want:?} could not be set for a peer {}: {e} \
+                     (reported once)",
+                    if here { "on this machine" } else { "elsewhere" }
                 );
             }
         }
@@ -149,12 +162,11 @@ fn name_of(raw: &[u8]) -> String {
         .to_owned()
 }
 
+/// A TCP socket, IPv4 or else IPv6 (a host may have only one of them).
 fn new_socket() -> io::Result<socket2::Socket> {
-    socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
+    let tcp =
+        |domain| socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP));
+    tcp(socket2::Domain::IPV4).or_else(|_| tcp(socket2::Domain::IPV6))
 }
 
 /// Whether this process may give a TCP socket the congestion control `name`, as one
