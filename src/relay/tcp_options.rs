@@ -297,24 +297,16 @@ mod tests {
     #[tokio::test]
     async fn a_loopback_peer_starts_with_the_setting_from_the_listener() {
         let c = not_the_default();
-        let (server, peer, client) = accepted(Some(&c)).await;
-        // Inherited at accept, before anything switched it.
-        assert_eq!(congestion(&server), c.name());
-        apply(&server, peer, Some(&c));
-        assert_eq!(congestion(&server), c.name());
-        assert!(server.nodelay().unwrap());
-        still_carries_bytes(server, client).await;
-    }
-
-    #[tokio::test]
-    async fn the_same_holds_over_ipv6_loopback() {
-        let c = not_the_default();
-        let (server, peer, client) = accepted_on("[::1]:0", Some(&c)).await;
-        assert!(peer.is_ipv6());
-        assert_eq!(congestion(&server), c.name());
-        apply(&server, peer, Some(&c));
-        assert_eq!(congestion(&server), c.name());
-        still_carries_bytes(server, client).await;
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let (server, peer, client) = accepted_on(addr, Some(&c)).await;
+            assert_eq!(peer.is_ipv6(), addr.starts_with('['), "{addr}");
+            // Inherited at accept, before anything switched it.
+            assert_eq!(congestion(&server), c.name(), "{addr}");
+            apply(&server, peer, Some(&c));
+            assert_eq!(congestion(&server), c.name(), "{addr}");
+            assert!(server.nodelay().unwrap());
+            still_carries_bytes(server, client).await;
+        }
     }
 
     #[tokio::test]
