@@ -104,13 +104,9 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         }
         None => (None, None),
     };
-    let congestion = match &config.relay.loopback_congestion {
-        Some(name) => {
-            crate::relay::tcp_options::check(name).map_err(RunError::Congestion)?;
-            LoopbackCongestion::new(name).ok()
-        }
-        None => None,
-    };
+    if let Some(name) = &config.relay.loopback_congestion {
+        crate::relay::tcp_options::check(name).map_err(RunError::Congestion)?;
+    }
     let addr = config.relay.listen;
     let relay = TcpListener::bind(addr)
         .await
@@ -123,20 +119,21 @@ pub async fn prepare(config: &Config) -> Result<(Transports, Option<TlsReloader>
         ),
         None => None,
     };
-    // At once, so that no connection accepted before the service runs starts
-    // without it (the service sets it again, and reports a failure).
-    if let Some(c) = congestion {
-        for listener in std::iter::once(&relay).chain(http.as_ref()) {
-            let _ = c.on_listener(listener);
-        }
-    }
-    Ok((Transports { relay, http, tls }, reloader))
+    // At once, so that no connection accepted before the service runs (while it
+    // dials Prosody) starts without it.
+    let congestion = loopback_congestion(config, &relay, http.as_ref());
+    let transports = Transports {
+        relay,
+        http,
+        tls,
+        congestion,
+    };
+    Ok((transports, reloader))
 }
 
 /// `relay.loopback_congestion`, set on the listeners so that connections from this
-/// machine start with it (`relay::tcp_options`). `prepare` has checked the name and
-/// set it already; a caller that bound its own listeners (a test) gets it here, or a
-/// warning.
+/// machine start with it (`relay::tcp_options`), or a warning. `prepare` does this;
+/// the service does it for a caller that bound its own listeners (a test).
 fn loopback_congestion(
     config: &Config,
     relay: &TcpListener,
@@ -408,6 +405,7 @@ pub async fn run_with_link_hooks(
         relay: listener,
         http,
         tls,
+        congestion,
     } = transports;
     // Only a caller that passes a bare listener (a test) can get here with these.
     if config.tls.is_some() && tls.is_none() {
@@ -444,7 +442,8 @@ pub async fn run_with_link_hooks(
         window: config.relay.window,
         tls,
         metrics,
-        loopback_congestion: loopback_congestion(&config, &listener, http.as_ref()),
+        loopback_congestion: congestion
+            .or_else(|| loopback_congestion(&config, &listener, http.as_ref())),
     });
     let limits = AdmissionLimits {
         total: config.relay.max_connections,

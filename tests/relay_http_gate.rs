@@ -24,6 +24,7 @@ async fn a_pending_http_connection_makes_room_for_a_relay_one_from_the_same_sour
         relay,
         http: Some(http),
         tls: None,
+        congestion: None,
     };
     let (ends, _far) = service::link_channels();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

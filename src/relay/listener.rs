@@ -18,7 +18,7 @@ use tracing::{info_span, warn};
 use super::conn::{self, Event, RelaySettings};
 use super::gate::Gate;
 use super::preamble::Entry;
-use super::tcp_options;
+use super::tcp_options::{self, LoopbackCongestion};
 use crate::core::admission::{
     AdmissionLimits, Refusal, RefusalLog, Source, Tally, REFUSAL_LOG_INTERVAL,
 };
@@ -128,7 +128,8 @@ pub async fn serve(
 }
 
 /// What the relay serves on: the bound relay port, the bound `[http]` listener if
-/// configured, and the loaded `[tls]` config if configured (`service::prepare`).
+/// configured, the loaded `[tls]` config if configured, and the congestion control
+/// the listeners give connections from this machine (`service::prepare`).
 #[derive(Debug)]
 pub struct Transports {
     /// The relay port.
@@ -137,6 +138,8 @@ pub struct Transports {
     pub http: Option<TcpListener>,
     /// The `[tls]` certificate and key, for `starttls`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `relay.loopback_congestion`, already set on the listeners.
+    pub congestion: Option<LoopbackCongestion>,
 }
 
 impl From<TcpListener> for Transports {
@@ -146,6 +149,7 @@ impl From<TcpListener> for Transports {
             relay,
             http: None,
             tls: None,
+            congestion: None,
         }
     }
 }
