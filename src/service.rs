@@ -149,7 +149,10 @@ fn loopback_congestion(
     };
     for listener in std::iter::once(relay).chain(http) {
         if let Err(e) = c.on_listener(listener) {
-            warn!("a relay listener did not take TCP congestion control {name:?}: {e}; it is set on each connection instead");
+            warn!(
+                "a relay listener did not take TCP congestion control {name:?}: {e}; \
+                 it is set on each connection instead"
+            );
         }
     }
     info!(

@@ -124,7 +124,7 @@ fn relay(file: &File, jid: &str) -> Result<RelayConfig, ConfigError> {
 }
 
 /// `relay.loopback_congestion`: `""` for the system's choice, else a name the kernel
-/// could know (whether it does is checked at start: `relay::tcp_options::probe`).
+/// could know (whether it does is checked at start: `relay::tcp_options::check`).
 fn congestion_name(name: &str) -> Result<Option<String>, ConfigError> {
     if name.is_empty() {
         return Ok(None);

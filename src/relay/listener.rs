@@ -1,8 +1,8 @@
 //! The relay port's accept loop: admission per source address (`gate`, over the
 //! pure `core::admission`), socket options (`tcp_options`), and one task per
-//! connection (the handshake runs inside that task, never in this loop). The `[http]` listener,
-//! when there is one, is accepted by the same loop, so both ports share one gate:
-//! the per-source limits count a client's connections on either.
+//! connection (the handshake runs inside that task, never in this loop). The
+//! `[http]` listener, when there is one, is accepted by the same loop, so both ports
+//! share one gate: the per-source limits count a client's connections on either.
 //!
 //! Refused connections are closed at once and counted; the count is logged at most
 //! once per [`REFUSAL_LOG_INTERVAL`], so a flood of refusals cannot flood the log.

@@ -22,7 +22,7 @@ use tracing::{info, info_span, warn};
 
 use super::conn::{read_line, Attached, Control, Event, RelaySettings};
 use super::data::data_phase;
-use super::tcp_options::LoopbackCongestion;
+use super::tcp_options::{self, LoopbackCongestion};
 use crate::core::registry::ConnId;
 use crate::core::relay_policy::{DialPlan, RelayPolicy};
 use crate::logging::redact;
@@ -184,7 +184,7 @@ async fn reach(
     for addr in permitted {
         match connect(addr, congestion).await {
             Ok(tcp) => {
-                super::tcp_options::apply(&tcp, addr, congestion);
+                tcp_options::apply(&tcp, addr, congestion);
                 return hello(tcp, client, plan).await;
             }
             Err(e) => last = format!("connect to {} failed: {e}", redact::addr(addr)),
